@@ -1,0 +1,67 @@
+"""Authority errors as types: nodes turn each into an interrupt or a plain message for the user.
+
+Every message is written for a person and never contains a token, a secret or a stack trace.
+"""
+
+from __future__ import annotations
+
+
+class AuthError(Exception):
+    """Base of every authority failure; `str(err)` is safe to show to the user."""
+
+
+class ProviderUnavailable(AuthError):
+    """The identity provider, FGA or GitHub refused, timed out, failed or answered nonsense."""
+
+    def __init__(self, service: str, reason: str) -> None:
+        self.service = service
+        self.reason = reason
+        super().__init__(f"{service} is unavailable right now ({reason}); nothing was done.")
+
+
+class InvalidToken(AuthError):
+    """A bearer token failed validation (signature, issuer, audience, time, algorithm, format)."""
+
+
+class LoginRequired(AuthError):
+    """No usable credential for the user: log in again (for example `warrant login`)."""
+
+
+class ConnectionRequired(AuthError):
+    """The user has not connected the account a tool needs, or granted fewer scopes than needed."""
+
+    def __init__(
+        self, connection: str, scopes: list[str], connect_url: str, missing: list[str] | None = None
+    ) -> None:
+        self.connection = connection
+        self.scopes = list(scopes)
+        self.missing_scopes = list(missing if missing is not None else scopes)
+        self.connect_url = connect_url
+        what = ", ".join(self.missing_scopes) or "access"
+        super().__init__(f"Connect your {connection} account ({what}) to continue: {connect_url}")
+
+
+class ApprovalPending(AuthError):
+    """The user has not answered the approval request yet."""
+
+    def __init__(self, interval: float | None = None) -> None:
+        self.interval = interval
+        super().__init__("The approval request is still waiting for your answer.")
+
+
+class ApprovalDenied(AuthError):
+    """The user denied the approval request on their authenticator."""
+
+    def __init__(self, message: str = "You denied the request; nothing was done.") -> None:
+        super().__init__(message)
+
+
+class ApprovalExpired(AuthError):
+    """The approval request expired before the user answered."""
+
+    def __init__(self, message: str = "The approval request expired; nothing was done.") -> None:
+        super().__init__(message)
+
+
+class NotAuthorized(AuthError):
+    """FGA said no (or could not say yes): the action or document is not available to the user."""

@@ -1,0 +1,104 @@
+"""The one settings object: every part of Warrant reads its configuration from here, once."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEVSTACK_IDP_PORT = 9400
+DEVSTACK_GITHUB_PORT = 9401
+DEVSTACK_FGA_PORT = 9402
+
+
+class Settings(BaseSettings):
+    """Environment variables prefixed `WARRANT_` (or a `.env` file); embedded defaults otherwise."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="WARRANT_", env_file=".env", extra="ignore", env_nested_delimiter="__"
+    )
+
+    # local state: devstack keys and users, SQLite checkpoints, ledger, tuples, Chroma
+    data_dir: Path = Path(".warrant")
+    log_level: str = "INFO"
+
+    # chat model: "offline" or "openai:<model>"
+    model: str = "offline"
+    openai_api_key: SecretStr | None = None
+    openai_base_url: str | None = None
+
+    # identity provider (Auth0 in production; the devstack provider by default)
+    issuer: str = f"http://127.0.0.1:{DEVSTACK_IDP_PORT}/"
+    audience: str = "https://api.warrant.local"
+    agent_client_id: str = "warrant-agent"
+    agent_client_secret: SecretStr = SecretStr("warrant-agent-secret")
+    cli_client_id: str = "warrant-cli"
+    jwt_leeway_seconds: int = 30
+    jwks_min_refresh_seconds: float = 60.0
+    http_timeout_seconds: float = 10.0
+
+    # devstack (local stand-ins); passwords of the seeded users
+    devstack_host: str = "127.0.0.1"
+    devstack_idp_port: int = DEVSTACK_IDP_PORT
+    devstack_github_port: int = DEVSTACK_GITHUB_PORT
+    devstack_fga_port: int = DEVSTACK_FGA_PORT
+    alice_password: SecretStr = SecretStr("alice-password")
+    bob_password: SecretStr = SecretStr("bob-password")
+
+    # LangGraph Studio: off unless explicitly enabled for local development
+    studio_enabled: bool = False
+    studio_user: str = "alice@example.com"
+
+    # Token Vault and GitHub
+    github_connection: str = "github"
+    github_api_url: str = f"http://127.0.0.1:{DEVSTACK_GITHUB_PORT}"
+
+    # CIBA approvals
+    ciba_requested_expiry: int = 300
+    ciba_notification_token: SecretStr | None = None
+    approvals_db: str | None = None  # a SQLite path or postgresql:// URL; default in data_dir
+    resumer_enabled: bool = True
+
+    # checkpoints for `warrant chat` and plain Python: sqlite (default) or a postgresql:// URL
+    checkpoint_url: str | None = None
+
+    # FGA: the embedded engine, or an OpenFGA server / Okta FGA through openfga-sdk
+    fga_backend: Literal["local", "openfga"] = "local"
+    fga_api_url: str = f"http://127.0.0.1:{DEVSTACK_FGA_PORT}"
+    fga_store_id: str | None = None
+    fga_model_id: str | None = None
+    fga_api_token: SecretStr | None = None
+    fga_client_id: str | None = None
+    fga_client_secret: SecretStr | None = None
+    fga_api_token_issuer: str | None = None
+    fga_api_audience: str | None = None
+    fga_timeout_seconds: float = 5.0
+
+    # documents: Chroma persistent folder, or a Chroma server; local or OpenAI embeddings
+    chroma_mode: Literal["persistent", "http"] = "persistent"
+    chroma_host: str = "127.0.0.1"
+    chroma_port: int = 8000
+    chroma_collection: str = "warrant-docs"
+    embeddings: str = "local"  # "local" or "openai:<model>"
+    retrieval_k: int = 5
+
+    extra: dict[str, str] = Field(default_factory=dict)
+
+    @property
+    def issuer_url(self) -> str:
+        """The issuer with exactly one trailing slash, as Auth0 writes it in `iss`."""
+        return self.issuer.rstrip("/") + "/"
+
+    def path(self, name: str) -> Path:
+        """A file or folder inside the data directory, created on first use."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        return self.data_dir / name
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Read the environment once per process (tests call `get_settings.cache_clear()`)."""
+    return Settings()
