@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
 
@@ -98,7 +99,30 @@ class Settings(BaseSettings):
         return self.data_dir / name
 
 
-@lru_cache(maxsize=1)
-def get_settings() -> Settings:
-    """Read the environment once per process (tests call `get_settings.cache_clear()`)."""
-    return Settings()
+class _ProcessSettings:
+    """Holds the process's settings: read from the environment once, on first use."""
+
+    def __init__(self) -> None:
+        self._value: Settings | None = None
+
+    def __call__(self) -> Settings:
+        if self._value is None:
+            self._value = Settings()
+        return self._value
+
+    def cache_clear(self) -> None:
+        """Forget the settings read so far; the next call reads the environment again."""
+        self._value = None
+
+    @contextlib.contextmanager
+    def override(self, **changes: object) -> Iterator[Settings]:
+        """Run with some settings changed (the in-process demo points them at its devstack)."""
+        previous = self._value
+        self._value = self().model_copy(update=changes)
+        try:
+            yield self._value
+        finally:
+            self._value = previous
+
+
+get_settings = _ProcessSettings()

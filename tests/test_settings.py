@@ -39,3 +39,12 @@ def test_read_once_per_process() -> None:
 def test_secrets_do_not_print() -> None:
     s = Settings(_env_file=None)
     assert "warrant-agent-secret" not in repr(s)
+
+
+def test_override_is_scoped() -> None:
+    get_settings.cache_clear()
+    before = get_settings().model
+    with get_settings.override(model="openai:gpt-4o-mini") as s:
+        assert s.model == "openai:gpt-4o-mini"
+        assert get_settings().model == "openai:gpt-4o-mini"
+    assert get_settings().model == before
