@@ -1,0 +1,329 @@
+"""Check: may `user` have `relation` on `object`? One function per rewrite rule, as OpenFGA's
+`internal/graph/check.go` resolves them (direct, computed userset, tuple to userset, union,
+intersection, exclusion), evaluated depth-first in one thread.
+
+Semantics kept from OpenFGA:
+- every dispatch (following a userset tuple or a tuple-to-userset edge) costs one unit of a
+  depth budget of 25; a request that runs out of it fails with 2002 (computed usersets are free);
+- a path that comes back to a `object#relation@user` it is already resolving is a cycle: that
+  branch is "not allowed" and is flagged, and intersection and exclusion treat a flagged operand
+  as "not allowed" (as OpenFGA does). A cycle closed by a relation's edge to itself
+  (`member: [user, group#member]`, `viewer: [user] or viewer from parent`) is not flagged when
+  OpenFGA would resolve that relation with its recursive strategy (plain reachability: the
+  self edge is the only indirect way in; see `TypeSystem.weights`);
+- union: any allowed operand wins over errors; intersection: any "not allowed" operand wins over
+  errors; exclusion: base not allowed, or subtract allowed, wins over errors;
+- tuples a model no longer allows are skipped; a condition that cannot be evaluated is an error.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from auth.fga.engine import conditions
+from auth.fga.engine.reader import Edge, RequestReader
+from auth.fga.engine.typesystem import Rewrite, TypeSystem
+from auth.fga.engine.validation import split_object_relation, tuple_to_string
+from auth.fga.errors import FGAError, resolution_too_complex
+
+DEFAULT_MAX_DEPTH = 25
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A resolved sub-question: `cycle` is OpenFGA's cycle flag (it changes intersection and
+    exclusion); `cut` says the path-dependent cycle rule decided part of it (not shareable)."""
+
+    allowed: bool
+    cycle: bool = False
+    cut: bool = False
+
+
+ALLOWED = Outcome(True)
+DENIED = Outcome(False)
+CYCLE = Outcome(False, True, True)
+SELF_CUT = Outcome(False, False, True)  # a cycle through a relation's edge to itself
+CUT = Outcome(False, False, True)
+
+
+def _merge(cycle: bool, cut: bool) -> Outcome:
+    if cycle:
+        return CYCLE
+    return CUT if cut else DENIED
+
+
+class StrictConditionError(Exception):
+    """A condition error that no operator may absorb (list_objects fails on any, as OpenFGA)."""
+
+    def __init__(self, error: FGAError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+class CheckResolver:
+    """Resolves checks for one request (one model, one reader, one request context).
+
+    Results are shared between branches of the request when the model makes that safe
+    (`TypeSystem.memo_safe`): a memoized answer is reused only with at least the depth
+    budget it was computed with, so the depth limit behaves as without sharing.
+    """
+
+    def __init__(
+        self,
+        ts: TypeSystem,
+        reader: RequestReader,
+        context: dict[str, Any] | None = None,
+        max_depth: int = DEFAULT_MAX_DEPTH,
+        strict_conditions: bool = False,
+    ) -> None:
+        self.ts = ts
+        self.strict_conditions = strict_conditions
+        self.reader = reader
+        self.context = context or {}
+        self.max_depth = max_depth
+        self._visited: set[tuple[str, str, str]] = set()
+        self._memo: dict[tuple[str, str, str], tuple[Outcome, int]] | None = (
+            {} if ts.memo_safe else None
+        )
+        self.dispatch_count = 0
+
+    # entry points ----------------------------------------------------------------------------
+
+    def check(self, object: str, relation: str, user: str) -> bool:
+        """The answer to a validated question; FGAError on 2002 or a condition error."""
+        return self.resolve(object, relation, user, self.max_depth).allowed
+
+    def resolve(
+        self, object: str, relation: str, user: str, depth: int, self_edge: bool = False
+    ) -> Outcome:
+        """OpenFGA's ResolveCheck: depth limit, cycle detection, then the relation's rewrite.
+
+        `self_edge` says this sub-check follows a relation's edge to itself (see the module doc).
+        """
+        if depth <= 0:
+            raise resolution_too_complex()
+        key = (object, relation, user)
+        if key in self._visited:
+            if self_edge and self._recursive(object, relation, user):
+                return SELF_CUT
+            return CYCLE
+        memo = self._memo
+        if memo is not None:
+            hit = memo.get(key)
+            if hit is not None and depth >= hit[1]:
+                return hit[0]
+        user_object, user_relation = split_object_relation(user)
+        # Check(document:1#viewer@document:1#viewer) is always allowed
+        if user_relation == relation and user_object == object:
+            return ALLOWED
+        rel = self.ts.relation_or_none(object.split(":", 1)[0], relation)
+        if rel is None:
+            raise FGAError(2000, f"relation '{relation}' undefined for object '{object}'")
+        self._visited.add(key)
+        try:
+            outcome = self.rewrite(object, relation, user, rel.rewrite, depth)
+        finally:
+            self._visited.discard(key)
+        if memo is not None and not outcome.cut:
+            memo[key] = (outcome, depth)
+        return outcome
+
+    # one function per rewrite rule -------------------------------------------------------------
+
+    def rewrite(self, object: str, relation: str, user: str, rw: Rewrite, depth: int) -> Outcome:
+        kind = rw[0]
+        if kind == "this":
+            return self.direct(object, relation, user, depth)
+        if kind == "computed":
+            return self.computed_userset(object, rw[1], user, depth)
+        if kind == "ttu":
+            return self.tuple_to_userset(object, relation, rw[1], rw[2], user, depth)
+        if kind == "union":
+            return self.union(object, relation, user, rw[1], depth)
+        if kind == "intersection":
+            return self.intersection(object, relation, user, rw[1], depth)
+        if kind == "difference":
+            return self.exclusion(object, relation, user, rw[1], rw[2], depth)
+        raise FGAError(2000, f"unexpected rewrite rule '{kind}'")
+
+    def _condition_met(self, edge: Edge) -> bool:
+        name = edge.key.condition_name
+        if not name:
+            return True
+        condition = self.ts.conditions.get(name)
+        if condition is None:  # filtered by validation already; be safe: not met
+            return False
+        try:
+            return conditions.evaluate(
+                condition, edge.key.condition_context, self.context, tuple_to_string(edge.key)
+            )
+        except FGAError as e:
+            if self.strict_conditions:
+                raise StrictConditionError(e) from None
+            raise
+
+    def direct(self, object: str, relation: str, user: str, depth: int) -> Outcome:
+        """`[user, user:*, group#member]`: a matching tuple, a wildcard, or a userset to follow."""
+        object_type = object.split(":", 1)[0]
+        user_object, user_relation = split_object_relation(user)
+        user_type = user_object.split(":", 1)[0]
+        error: FGAError | None = None
+        cycle = cut = False
+        if self.ts.is_directly_related(object_type, relation, user_type, user_relation):
+            edge = self.reader.read_user_tuple(object, relation, user)
+            if edge is not None:
+                try:
+                    if self._condition_met(edge):
+                        return ALLOWED
+                except FGAError as e:
+                    error = e
+        usersets = self.ts.directly_related_usersets(object_type, relation)
+        if usersets:
+            allowed_usersets = {(r.type, r.relation) for r in usersets if r.relation}
+            allowed_wildcards = {r.type for r in usersets if r.wildcard}
+            dispatches: list[Edge] = []
+            for edge in self.reader.read(object, relation):
+                if edge.wildcard:
+                    if edge.user_type not in allowed_wildcards:
+                        continue
+                elif not edge.user_relation or (
+                    (edge.user_type, edge.user_relation) not in allowed_usersets
+                ):
+                    continue
+                try:
+                    if not self._condition_met(edge):
+                        continue
+                except FGAError as e:
+                    error = e
+                    continue
+                if edge.wildcard:
+                    if edge.user_type == user_type:
+                        return ALLOWED
+                    continue
+                dispatches.append(edge)
+            for edge in dispatches:
+                self_edge = edge.user_type == object_type and edge.user_relation == relation
+                try:
+                    out = self.dispatch(
+                        edge.user_object, edge.user_relation, user, depth, self_edge
+                    )
+                except FGAError as e:
+                    error = e
+                    continue
+                if out.allowed:
+                    return ALLOWED
+                cycle, cut = cycle or out.cycle, cut or out.cut
+        if error is not None:
+            raise error
+        return _merge(cycle, cut)
+
+    def computed_userset(self, object: str, relation: str, user: str, depth: int) -> Outcome:
+        """`define viewer: editor`: the same object, another relation, no extra depth."""
+        return self.resolve(object, relation, user, depth)
+
+    def tuple_to_userset(
+        self, object: str, relation: str, tupleset: str, computed: str, user: str, depth: int
+    ) -> Outcome:
+        """`viewer from parent`: for each `object#parent@x`, does the user have `x#viewer`?"""
+        error: FGAError | None = None
+        cycle = cut = False
+        object_type = object.split(":", 1)[0]
+        for edge in self.reader.read(object, tupleset):
+            try:
+                if not self._condition_met(edge):
+                    continue
+            except FGAError as e:
+                error = e
+                continue
+            if self.ts.relation_or_none(edge.user_type, computed) is None:
+                continue  # the parent's type does not define the relation: nothing to follow
+            self_edge = edge.user_type == object_type and computed == relation
+            try:
+                out = self.dispatch(edge.user_object, computed, user, depth, self_edge)
+            except FGAError as e:
+                error = e
+                continue
+            if out.allowed:
+                return ALLOWED
+            cycle, cut = cycle or out.cycle, cut or out.cut
+        if error is not None:
+            raise error
+        return _merge(cycle, cut)
+
+    def union(self, object: str, relation: str, user: str, children: Any, depth: int) -> Outcome:
+        """`a or b`: allowed if any operand is; an error only matters if none is."""
+        error: FGAError | None = None
+        cycle = cut = False
+        for child in children:
+            try:
+                out = self.rewrite(object, relation, user, child, depth)
+            except FGAError as e:
+                error = e
+                continue
+            if out.allowed:
+                return ALLOWED
+            cycle, cut = cycle or out.cycle, cut or out.cut
+        if error is not None:
+            raise error
+        return _merge(cycle, cut)
+
+    def intersection(
+        self, object: str, relation: str, user: str, children: Any, depth: int
+    ) -> Outcome:
+        """`a and b`: not allowed as soon as one operand is not (or hit a cycle)."""
+        if not children:
+            return DENIED
+        error: FGAError | None = None
+        for child in children:
+            try:
+                out = self.rewrite(object, relation, user, child, depth)
+            except FGAError as e:
+                error = e
+                continue
+            if out.cycle or not out.allowed:
+                return out
+        if error is not None:
+            raise error
+        return ALLOWED
+
+    def exclusion(
+        self, object: str, relation: str, user: str, base: Rewrite, subtract: Rewrite, depth: int
+    ) -> Outcome:
+        """`a but not b`: allowed if the base is and the subtracted set is not."""
+        base_error: FGAError | None = None
+        try:
+            base_out = self.rewrite(object, relation, user, base, depth)
+            if base_out.cycle:
+                return CYCLE
+            if not base_out.allowed:
+                return base_out
+        except FGAError as e:
+            base_error = e
+        try:
+            sub_out = self.rewrite(object, relation, user, subtract, depth)
+            if sub_out.cycle:
+                return CYCLE
+            if sub_out.allowed:
+                return DENIED
+        except FGAError as e:
+            raise base_error or e from None
+        if base_error is not None:
+            raise base_error
+        return ALLOWED
+
+    def _recursive(self, object: str, relation: str, user: str) -> bool:
+        """Whether OpenFGA resolves `relation` for this user type with its recursive strategy."""
+        user_object, user_relation = split_object_relation(user)
+        if user_relation:
+            return False
+        return self.ts.weights.recursive(
+            object.split(":", 1)[0], relation, user_object.split(":", 1)[0]
+        )
+
+    def dispatch(
+        self, object: str, relation: str, user: str, depth: int, self_edge: bool = False
+    ) -> Outcome:
+        """A sub-check one level deeper (a userset or tuple-to-userset edge)."""
+        self.dispatch_count += 1
+        return self.resolve(object, relation, user, depth - 1, self_edge)

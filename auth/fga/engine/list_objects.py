@@ -1,0 +1,33 @@
+"""ListObjects: every object of a type on which the user has the relation.
+
+Candidates come from a reverse expansion from the user (`reverse.py`, a superset of the answer),
+and each candidate is confirmed by the check resolver, so that list_objects and check always
+agree (OpenFGA's harness requires that). The resolver is shared across candidates: reads and, where
+the model allows it, sub-results are computed once per request.
+"""
+
+from __future__ import annotations
+
+from auth.fga.engine.check import CheckResolver, StrictConditionError
+from auth.fga.engine.reverse import candidate_objects
+
+
+def list_objects(
+    resolver: CheckResolver, user: str, relation: str, object_type: str, limit: int = 0
+) -> list[str]:
+    """Objects of `object_type` where `user` has `relation`, deduplicated, in discovery order.
+
+    A depth or condition error on any candidate fails the request, as in OpenFGA: the
+    resolver must be built with `strict_conditions=True` so no union absorbs a condition error.
+    """
+    results: list[str] = []
+    for obj in candidate_objects(resolver.ts, resolver.reader, user, relation, object_type):
+        try:
+            allowed = resolver.check(obj, relation, user)
+        except StrictConditionError as e:
+            raise e.error from None
+        if allowed:
+            results.append(obj)
+            if limit and len(results) >= limit:
+                break
+    return results
