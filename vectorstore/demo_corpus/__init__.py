@@ -1,0 +1,1 @@
+"""The offline demo corpus: private, shared and public documents for alice and bob."""
