@@ -37,6 +37,9 @@ class Settings(BaseSettings):
     agent_client_id: str = "warrant-agent"
     agent_client_secret: SecretStr = SecretStr("warrant-agent-secret")
     cli_client_id: str = "warrant-cli"
+    # access tokens carry no email; Auth0 adds it with a post-login Action as a namespaced claim
+    # (`api.accessToken.setCustomClaim(...)`), and the devstack provider does the same
+    email_claim: str = "https://warrant.dev/email"
     jwt_leeway_seconds: int = 30
     jwks_min_refresh_seconds: float = 60.0
     http_timeout_seconds: float = 10.0
@@ -56,11 +59,25 @@ class Settings(BaseSettings):
     # Token Vault and GitHub
     github_connection: str = "github"
     github_api_url: str = f"http://127.0.0.1:{DEVSTACK_GITHUB_PORT}"
+    # where a user connects an account: the devstack provider's page, or your app's connect route
+    token_vault_connect_url: str = (
+        "{issuer}connected-accounts/connect?connection={connection}&scopes={scopes}"
+    )
+    token_vault_refresh_margin_seconds: float = 60.0
+    github_timeout_seconds: float = 10.0
+    # the devstack provider's OAuth app at the local GitHub (Auth0 holds these in production)
+    devstack_github_client_id: str = "Iv1.warrantdevstack"
+    devstack_github_client_secret: SecretStr = SecretStr("warrant-devstack-github-secret")
+    devstack_github_search_rate_limit: int = 30
 
     # CIBA approvals
     ciba_requested_expiry: int = 300
     ciba_notification_token: SecretStr | None = None
     approvals_db: str | None = None  # a SQLite path or postgresql:// URL; default in data_dir
+    # how the devstack provider delivers CIBA results to the agent client: Auth0's default
+    # `poll`, or `ping` to `ciba_notification_endpoint` (the agent's callback route)
+    ciba_delivery_mode: Literal["poll", "ping"] = "poll"
+    ciba_notification_endpoint: str | None = None
     resumer_enabled: bool = True
 
     # checkpoints for `warrant chat` and plain Python: sqlite (default) or a postgresql:// URL
@@ -77,6 +94,8 @@ class Settings(BaseSettings):
     fga_api_token_issuer: str | None = None
     fga_api_audience: str | None = None
     fga_timeout_seconds: float = 5.0
+    fga_max_retries: int = 3  # 429/5xx and refused connections, with backoff
+    fga_consistency: Literal["MINIMIZE_LATENCY", "HIGHER_CONSISTENCY"] | None = None
 
     # documents: Chroma persistent folder, or a Chroma server; local or OpenAI embeddings
     chroma_mode: Literal["persistent", "http"] = "persistent"
@@ -85,6 +104,9 @@ class Settings(BaseSettings):
     chroma_collection: str = "warrant-docs"
     embeddings: str = "local"  # "local" or "openai:<model>"
     retrieval_k: int = 5
+    ingest_max_bytes: int = 20_000_000
+    ingest_chunk_size: int = 800
+    ingest_chunk_overlap: int = 100
 
     extra: dict[str, str] = Field(default_factory=dict)
 

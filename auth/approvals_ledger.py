@@ -370,3 +370,21 @@ def _record(row: Sequence[Any]) -> ApprovalRecord:
     values = dict(zip(_COLUMNS, row, strict=True))
     values["status"] = ApprovalStatus(values["status"])
     return ApprovalRecord(**values)
+
+
+LEDGER_FILE = "approvals.sqlite3"
+
+
+def ledger_location(settings: Any = None) -> str:
+    """Where the ledger lives: `settings.approvals_db` (a SQLite path or a `postgresql://` URL),
+    else `approvals.sqlite3` in the data folder."""
+    if settings is None:
+        from settings import get_settings
+
+        settings = get_settings()
+    return settings.approvals_db or str(settings.path(LEDGER_FILE))
+
+
+def open_ledger(settings: Any = None) -> ApprovalsLedger:
+    """The configured ledger (see `ledger_location`); the caller closes it."""
+    return ApprovalsLedger(ledger_location(settings))

@@ -41,6 +41,22 @@ class ConnectionRequired(AuthError):
         super().__init__(f"Connect your {connection} account ({what}) to continue: {connect_url}")
 
 
+class ConnectionTokenRejected(AuthError):
+    """A third-party API refused a Token Vault token (revoked, expired early, lacking a scope).
+
+    Raised by a tool body; the `tools` node invalidates the vault's cached token for the user and
+    connection, retries the call once with a fresh exchange, and asks the user to reconnect
+    (`ConnectionRequired`) when the fresh token is refused too.
+    """
+
+    def __init__(self, connection: str, service: str, missing_scopes: tuple[str, ...] = ()) -> None:
+        self.connection = connection
+        self.service = service
+        self.missing_scopes = tuple(missing_scopes)
+        why = f"it lacks {', '.join(self.missing_scopes)}" if self.missing_scopes else "revoked"
+        super().__init__(f"{service} refused the {connection} access token ({why}).")
+
+
 class ApprovalPending(AuthError):
     """The user has not answered the approval request yet."""
 

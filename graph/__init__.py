@@ -1,1 +1,1 @@
-
+"""The Warrant agent graph: `from graph.agent import build_graph, graph`."""
