@@ -35,24 +35,12 @@ def _fail(message: str) -> typer.Exit:
 
 
 def _read_model_file(path: Path) -> dict[str, Any]:
-    try:
-        text = path.read_text()
-    except OSError as e:
-        raise _fail(f"cannot read {path}: {e.strerror}") from None
-    if path.suffix == ".json":
-        try:
-            model = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise _fail(f"{path} is not valid JSON: {e}") from None
-        if not isinstance(model, dict):
-            raise _fail(f"{path} does not hold a JSON model object")
-        return model
-    from auth.fga.language import dsl_to_json
+    from auth.fga.storetest import StoreTestFileError, read_model_file
 
     try:
-        return dsl_to_json(text)
-    except Exception as e:  # the parser's syntax error names line and column
-        raise _fail(f"{path}: {e}") from None
+        return read_model_file(path)
+    except StoreTestFileError as e:
+        raise _fail(str(e)) from None
 
 
 @fga_app.command("transform")

@@ -104,7 +104,11 @@ def _load_model(spec: dict[str, Any], base: Path) -> dict[str, Any]:
     model_file = spec.get("model_file")
     if not model_file:
         raise StoreTestFileError("the file has neither `model` nor `model_file`")
-    path = base / str(model_file)
+    return read_model_file(base / str(model_file))
+
+
+def read_model_file(path: Path) -> dict[str, Any]:
+    """A model from a `.fga` (DSL) or `.json` file; `StoreTestFileError` says what is wrong."""
     try:
         text = path.read_text()
     except OSError as e:
