@@ -42,9 +42,10 @@ def register(app: typer.Typer) -> None:
                 console.print(f"[bold]GitHub API[/bold]         {running.github_url}")
             if running.fga_url:
                 console.print(f"[bold]OpenFGA API[/bold]        {running.fga_url}")
+            console.print(f"device activation  {running.issuer}activate", highlight=False)
             console.print(
-                f"device activation  {running.issuer}activate    "
-                f"(approvals and connect pages appear under {running.issuer} too)",
+                f"approvals          {running.issuer}approvals   (stands in for the push "
+                "authenticator)",
                 highlight=False,
             )
             console.print(

@@ -9,10 +9,10 @@ import pytest
 import yaml
 
 from auth.fga.language import DSLSyntaxError, dsl_to_json
-from tests.fga_language.reference import OPENFGA_DATA
+from tests.reference import OPENFGA_DATA
 
 CASES_FILE = OPENFGA_DATA / "dsl-syntax-validation-cases.yaml"
-CASES: list[dict[str, Any]] = yaml.safe_load(CASES_FILE.read_text()) if CASES_FILE.exists() else []
+CASES: list[dict[str, Any]] = yaml.safe_load(CASES_FILE.read_text())
 VALID = [c for c in CASES if not c.get("expected_errors")]
 INVALID = [c for c in CASES if c.get("expected_errors")]
 

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 
 from auth.fga.language import DSLConversionError, dsl_to_json, json_to_dsl
 from tests.fga_language.oracle import dsl_models
-from tests.fga_language.reference import OPENFGA_DATA
+from tests.reference import OPENFGA_DATA
 
 CASES = sorted((OPENFGA_DATA / "transformer").glob("*"))
 

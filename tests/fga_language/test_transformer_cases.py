@@ -8,16 +8,14 @@ from pathlib import Path
 import pytest
 
 from auth.fga.language import dsl_to_json
-from tests.fga_language.reference import OPENFGA_DATA
+from tests.reference import OPENFGA_DATA
 
 CASES = OPENFGA_DATA / "transformer"
-CASE_DIRS = sorted(CASES.glob("*")) if CASES.exists() else []
+CASE_DIRS = sorted(CASES.glob("*"))
 
 
 def test_all_29_cases_are_present() -> None:
-    if not CASES.exists():
-        pytest.skip(f"OpenFGA reference data not found at {CASES}")
-    assert len(CASE_DIRS) == 29
+    assert len(CASE_DIRS) == 29, f"OpenFGA's transformer cases are missing from {CASES}"
 
 
 @pytest.mark.parametrize("case", CASE_DIRS, ids=[p.name for p in CASE_DIRS])

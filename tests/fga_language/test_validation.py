@@ -12,7 +12,7 @@ import pytest
 
 from auth.fga.errors import ErrorCode, FGAError
 from auth.fga.language import ModelValidationError, dsl_to_json, validate_model
-from tests.fga_language.reference import OPENFGA_DATA
+from tests.reference import OPENFGA_DATA
 
 H = "model\n  schema 1.1\ntype user\n"
 FOLDER = "type folder\n  relations\n    define viewer: [user]\n"
