@@ -1,0 +1,75 @@
+"""The agent's Gist tool: publishing a public Gist changes the world, so each call is approved.
+
+`create_public_gist` declares two requirements: a CIBA approval (the user approves this exact
+call on another channel, for the app's audience with scope `create:gist`) and a GitHub
+connection with the `gist` scope (a short-lived Token Vault token). The `approval` node runs it
+at most once per approval; the body only ever sees the tokens through `current_credentials()`.
+"""
+
+from __future__ import annotations
+
+from langchain_core.tools import ToolException, tool
+
+from settings import get_settings
+from tools.base import ApprovalRequirement, ConnectionRequirement, declare
+from tools.github import GITHUB_CONNECTION, github_client
+from tools.github_client import GitHubRequestError
+
+GIST_SCOPES: tuple[str, ...] = ("gist",)
+APPROVAL_SCOPES: tuple[str, ...] = ("openid", "create:gist")
+MAX_CONTENT_BYTES = 1_000_000  # GitHub truncates gist files beyond 1 MB
+MAX_FILENAME = 100
+
+
+def _check(description: str, content: str, filename: str) -> str:
+    """The cleaned file name; a `ToolException` the model can act on for anything unusable."""
+    name = filename.strip()
+    if not name:
+        raise ToolException("The Gist needs a file name, for example warrant.md.")
+    if "/" in name or "\\" in name or len(name) > MAX_FILENAME or name in {".", ".."}:
+        raise ToolException(
+            f"{filename!r} is not a usable Gist file name: no slashes, at most {MAX_FILENAME} "
+            "characters."
+        )
+    if not content.strip():
+        raise ToolException("The Gist's content is empty: GitHub refuses empty files.")
+    if len(content.encode()) > MAX_CONTENT_BYTES:
+        raise ToolException("The Gist's content is larger than 1 MB; make it shorter.")
+    if len(description) > 1000:
+        raise ToolException("The Gist's description is longer than 1000 characters.")
+    return name
+
+
+@tool
+async def create_public_gist(description: str, content: str, filename: str = "warrant.md") -> str:
+    """Create a PUBLIC GitHub Gist (anyone can read it) with one file; returns its URL.
+
+    Needs the user's approval on their phone for each call. `description`: one line;
+    `content`: the file's text; `filename`: the file name, e.g. notes.md or hello.py.
+    """
+    name = _check(description, content, filename)
+    try:
+        gist = await github_client(GITHUB_CONNECTION).create_gist(
+            {name: content}, description=description.strip(), public=True
+        )
+    except GitHubRequestError as exc:
+        # A refused gist (validation) is the model's to fix: say what GitHub objected to.
+        raise ToolException(f"GitHub refused to create the Gist: {exc}") from None
+    url = gist.get("html_url") or gist.get("url")
+    if not isinstance(url, str) or not url:
+        raise ToolException("GitHub created the Gist but returned no URL for it.")
+    return url
+
+
+create_public_gist.handle_tool_error = True
+
+
+declare(
+    create_public_gist,
+    connection=ConnectionRequirement(GITHUB_CONNECTION, GIST_SCOPES),
+    approval=ApprovalRequirement(
+        scopes=APPROVAL_SCOPES,
+        audience=get_settings().audience,
+        binding_message="Create public gist {filename}",
+    ),
+)
