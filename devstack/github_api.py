@@ -216,6 +216,18 @@ class GitHubStore:
         rows = self._run("SELECT body FROM gists WHERE id = ?", (gist_id,))
         return json.loads(rows[0][0]) if rows else None
 
+    def gists(self, login: str | None, limit: int, offset: int) -> list[dict[str, Any]]:
+        """Newest first: `login`'s gists, or everyone's public ones when `login` is None."""
+        if login is not None:
+            rows = self._run(
+                "SELECT body FROM gists WHERE login = ? ORDER BY rowid DESC LIMIT ? OFFSET ?",
+                (login, limit, offset),
+            )
+            return [json.loads(body) for (body,) in rows]
+        rows = self._run("SELECT body FROM gists ORDER BY rowid DESC")
+        public = [g for g in (json.loads(body) for (body,) in rows) if g.get("public")]
+        return public[offset : offset + limit]
+
 
 class RateLimiter:
     """GitHub's primary rate limits: per user (or address) and resource, in fixed windows."""
@@ -663,6 +675,26 @@ def create_github_app(
             return answer({"message": "Not Found", "documentation_url": DOCS}, headers, 404)
         return answer(gist, headers)
 
+    async def list_gists(request: Request) -> Response:
+        """`GET /gists`: the signed-in user's gists (anonymous: public ones), newest first, with
+        file contents left out as GitHub does in listings."""
+        auth = authenticate(request, "core")
+        if isinstance(auth, Response):
+            return auth
+        user, _, headers = auth
+        try:
+            per_page = int(request.query_params.get("per_page", "30"))
+            page = int(request.query_params.get("page", "1"))
+        except ValueError:
+            return answer({"message": "Invalid request.", "documentation_url": DOCS}, headers, 422)
+        per_page = max(1, min(per_page, 100))
+        page = max(page, 1)
+        listed = store.gists(user.login if user else None, per_page, (page - 1) * per_page)
+        for gist in listed:
+            for entry in gist.get("files", {}).values():
+                entry.pop("content", None)
+        return answer(listed, headers)
+
     async def get_user(request: Request) -> Response:
         auth = authenticate(request, "core")
         if isinstance(auth, Response):
@@ -719,6 +751,7 @@ def create_github_app(
             Route("/applications/{client_id}/token", revoke_token, methods=["DELETE"]),
             Route("/search/repositories", search_repositories, methods=["GET"]),
             Route("/gists", create_gist, methods=["POST"]),
+            Route("/gists", list_gists, methods=["GET"]),
             Route("/gists/{gist_id}", get_gist, methods=["GET"]),
             Route("/user", get_user, methods=["GET"]),
             Route("/rate_limit", rate_limit, methods=["GET"]),

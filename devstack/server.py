@@ -22,6 +22,7 @@ from typing import Any
 
 import uvicorn
 
+from devstack.serving import EmbeddedServer
 from settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -33,21 +34,13 @@ _OPTIONAL_APPS = (
 )
 
 
-class _ThreadServer(uvicorn.Server):
-    """uvicorn without its own signal handling: the DevStack decides when to stop."""
-
-    @contextlib.contextmanager
-    def capture_signals(self):
-        yield
-
-
 @dataclass
 class _Service:
     name: str
     sock: socket.socket
     url: str
     app: Any = None
-    server: _ThreadServer | None = None
+    server: EmbeddedServer | None = None
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -206,7 +199,7 @@ class DevStack:
                 lifespan="auto",
                 access_log=False,
             )
-            service.server = _ThreadServer(config)
+            service.server = EmbeddedServer(config)
             tasks.append(service.server.serve(sockets=[service.sock]))
         await asyncio.gather(*tasks)
 

@@ -128,10 +128,15 @@ class GitHubClient:
     async def get_gist(self, gist_id: str) -> dict[str, Any]:
         return await self._request("GET", f"/gists/{gist_id}")
 
+    async def list_gists(self, *, per_page: int = 100, page: int = 1) -> list[dict[str, Any]]:
+        """The signed-in user's gists, newest first (GitHub leaves file contents out)."""
+        params = {"per_page": str(per_page), "page": str(page)}
+        return await self._request("GET", "/gists", params=params, expect=list)
+
     async def get_user(self) -> dict[str, Any]:
         return await self._request("GET", "/user")
 
-    async def _request(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+    async def _request(self, method: str, path: str, *, expect: type = dict, **kwargs: Any) -> Any:
         headers = {
             "Accept": "application/vnd.github+json",
             "Authorization": f"Bearer {self._token}",
@@ -151,9 +156,9 @@ class GitHubClient:
             raise ProviderUnavailable(
                 _SERVICE, f"it could not be reached: {type(exc).__name__}"
             ) from None
-        return self._outcome(response)
+        return self._outcome(response, expect)
 
-    def _outcome(self, response: httpx.Response) -> dict[str, Any]:
+    def _outcome(self, response: httpx.Response, expect: type = dict) -> Any:
         status = response.status_code
         try:
             body = response.json()
@@ -162,8 +167,9 @@ class GitHubClient:
         message = body.get("message") if isinstance(body, dict) else None
         message = message if isinstance(message, str) else f"HTTP {status}"
         if status in (200, 201):
-            if not isinstance(body, dict):
-                raise ProviderUnavailable(_SERVICE, "its answer was not a JSON object")
+            if not isinstance(body, expect):
+                what = "a JSON object" if expect is dict else "a JSON list"
+                raise ProviderUnavailable(_SERVICE, f"its answer was not {what}")
             return body
         if status == 401:
             log.info("github: the %s token was refused (401)", self._connection)

@@ -13,19 +13,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib.util
-import socket
-import sqlite3
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import httpx
-import uvicorn
 from langchain_core.messages import ToolMessage
 from langgraph.types import Command
 
 from devstack.demo.world import DemoError, DemoWorld, interrupts, last_answer
+from devstack.serving import serving
 from settings import get_settings
 
 # what the step needs from the approvals work
@@ -53,14 +51,6 @@ def missing_modules() -> list[str]:
     return missing
 
 
-class _LoopServer(uvicorn.Server):
-    """uvicorn inside the demo's own event loop, leaving signal handling to the process."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-
 @contextlib.asynccontextmanager
 async def serve_agent_http_app() -> AsyncIterator[str]:
     """Serve the agent's HTTP app (the routes the LangGraph server mounts) on 127.0.0.1:0, in
@@ -69,26 +59,11 @@ async def serve_agent_http_app() -> AsyncIterator[str]:
     from graph.callbacks import CALLBACK_PATH
     from graph.http_app import create_app
 
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(64)
-    sock.setblocking(False)
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(create_app(), log_level="warning", lifespan="off", access_log=False)
-    server = _LoopServer(config)
-    task = asyncio.create_task(server.serve(sockets=[sock]), name="warrant-demo-callbacks")
     try:
-        deadline = time.monotonic() + 10
-        while not server.started:
-            if task.done() or time.monotonic() > deadline:
-                raise DemoError("the agent's callback route could not be served")
-            await asyncio.sleep(0.01)
-        yield f"http://127.0.0.1:{port}{CALLBACK_PATH}"
-    finally:
-        server.should_exit = True
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(task, 10)
-        sock.close()
+        async with serving(create_app(), name="the agent's callback route") as base:
+            yield f"{base}{CALLBACK_PATH}"
+    except RuntimeError as exc:
+        raise DemoError(str(exc)) from None
 
 
 async def _ledger() -> Any:
@@ -101,21 +76,24 @@ async def _ledger() -> Any:
     return await found if inspect.isawaitable(found) else found
 
 
-def _gists_of(world: DemoWorld, login: str, marker: str) -> list[dict[str, Any]]:
-    """The gists `login` owns at the local GitHub whose content carries `marker` (read-only)."""
-    import json
+async def _gists_of(world: DemoWorld, who: str, marker: str) -> list[dict[str, Any]]:
+    """The gists `who` owns at the local GitHub whose content carries `marker`, read through
+    GitHub's own API (`GET /gists`, then each gist) with a Token Vault token for `who`."""
+    from auth.token_vault import get_token_vault
+    from tools.github_client import GitHubClient
 
-    path = world.stack.settings.data_dir / "devstack" / "github.sqlite"
-    if not path.exists():
-        raise DemoError("the local GitHub's data file was not found")
-    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    try:
-        rows = db.execute("SELECT body FROM gists WHERE login = ?", (login,)).fetchall()
-    finally:
-        db.close()
+    ctx = await world.context(who)
+    github = await get_token_vault().get_token(
+        user_id=str(ctx.user_id),
+        subject_token=str(ctx.subject_token),
+        connection="github",
+        scopes=["gist"],
+    )
+    world.remember(github.access_token)
+    client = GitHubClient(world.stack.github_url or "", github.access_token)
     found = []
-    for (body,) in rows:
-        gist = json.loads(body)
+    for listed in await client.list_gists():
+        gist = await client.get_gist(str(listed["id"]))
         if any(marker in str(f.get("content", "")) for f in gist.get("files", {}).values()):
             found.append(gist)
     return found
@@ -247,7 +225,7 @@ async def gist_approval_step(world: DemoWorld) -> str:
         with _ping_delivery(world, url) as resumer:
             # 1. approved: the ping resumes the thread, the Gist is created once
             config, payload = await _ask_for_gist(world, f"Approved by alice {marker}", "ok.md")
-            if _gists_of(world, "alice", marker):
+            if await _gists_of(world, "alice", marker):
                 raise DemoError("a Gist existed before alice approved it")
             record = await _decide(world, payload, approve=True)
             snapshot = await _settled(world, config, resumer, 1)
@@ -258,7 +236,7 @@ async def gist_approval_step(world: DemoWorld) -> str:
             if message is None or message.status == "error":
                 text = message.content if message else "no tool result"
                 raise DemoError(f"the approved Gist was not created: {text}")
-            gists = _gists_of(world, "alice", f"Approved by alice {marker}")
+            gists = await _gists_of(world, "alice", f"Approved by alice {marker}")
             if len(gists) != 1 or not gists[0].get("public"):
                 raise DemoError(f"expected exactly one public Gist, found {len(gists)}")
             gist_url = str(message.content)
@@ -271,7 +249,7 @@ async def gist_approval_step(world: DemoWorld) -> str:
                 raise DemoError(f"the replayed ping was not accepted (HTTP {replay})")
             forged = await world.run("alice", Command(resume="approved"), config)
             await asyncio.sleep(0.2)  # anything a replay could have started has had its chance
-            after = _gists_of(world, "alice", f"Approved by alice {marker}")
+            after = await _gists_of(world, "alice", f"Approved by alice {marker}")
             if len(after) != 1:
                 raise DemoError(f"a replayed ping or resume made {len(after)} Gists")
             if interrupts(forged):
@@ -288,7 +266,7 @@ async def gist_approval_step(world: DemoWorld) -> str:
                 raise DemoError("the denied request did not end with a refusal")
             if "nothing was done" not in answer.lower() or "denied" not in answer.lower():
                 raise DemoError(f"the agent did not say it did nothing: {answer[:200]}")
-            if _gists_of(world, "alice", denied_text):
+            if await _gists_of(world, "alice", denied_text):
                 raise DemoError("a Gist was created although alice denied it")
 
     stored = world.checkpoint_bytes()

@@ -80,7 +80,7 @@ class DemoWorld:
         """The runtime context for `who`, built as `warrant chat` builds it: from the validated
         access token (signature, issuer, audience, expiry) and the provider's userinfo."""
         if who not in self._contexts:
-            from cli.chat import signed_in_context
+            from graph.context import signed_in_context
 
             tokens = await self.tokens(who)
             try:

@@ -10,7 +10,6 @@ import socket
 
 import httpx
 import pytest
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -18,17 +17,12 @@ from starlette.routing import Route
 
 from auth.errors import ApprovalDenied, ApprovalExpired, ProviderUnavailable
 from devstack.identity import IdentityProvider
+from devstack.serving import serving
 from settings import get_settings
 
 from .helpers import ALICE, ISSUER, Clock, ciba_client, fresh_provider
 
 NOTIFICATION_TOKEN = "nt-Secret.Token_123"
-
-
-class _Server(uvicorn.Server):
-    @contextlib.contextmanager
-    def capture_signals(self):  # the test runner owns the signals
-        yield
 
 
 class Receiver:
@@ -48,19 +42,8 @@ class Receiver:
 @contextlib.asynccontextmanager
 async def serve(receiver: Receiver):
     app = Starlette(routes=[Route("/ciba/callback", receiver.endpoint, methods=["POST"])])
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(16)
-    sock.setblocking(False)
-    server = _Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    while not server.started:
-        await asyncio.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}/ciba/callback"
-    finally:
-        server.should_exit = True
-        await task
+    async with serving(app, name="the notification receiver") as base:
+        yield f"{base}/ciba/callback"
 
 
 @pytest.fixture

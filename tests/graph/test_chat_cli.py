@@ -9,9 +9,9 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from auth.errors import InvalidToken
-from cli.chat import _chat, signed_in_context
+from cli.chat import _chat
 from cli.main import app
-from graph.context import Context
+from graph.context import Context, signed_in_context
 from settings import get_settings
 from tests.graph.conftest import CANARY_SUBJECT_TOKEN
 

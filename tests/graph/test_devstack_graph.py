@@ -5,8 +5,8 @@ from __future__ import annotations
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.types import Command
 
-from cli.chat import signed_in_context
 from graph.agent import build_graph
+from graph.context import signed_in_context
 
 
 async def test_unconnected_user_gets_the_providers_connect_interrupt(

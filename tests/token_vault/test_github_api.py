@@ -269,3 +269,30 @@ async def test_gists_need_the_gist_scope(gh) -> None:
     assert not_json.status_code == 400
     anonymous = await gh.post("/gists", json=payload)
     assert anonymous.status_code == 401
+
+
+async def test_listing_gists_shows_your_own_newest_first_without_contents(gh) -> None:
+    alice = _auth((await github_grant(gh, scopes="gist"))["access_token"])
+    bob = _auth((await github_grant(gh, "bob", "bob-password", scopes="gist"))["access_token"])
+
+    def gist(name: str, public: bool) -> dict:
+        return {"public": public, "files": {name: {"content": f"# {name}"}}}
+
+    made = []
+    for name, public in [("one.md", True), ("two.md", False), ("three.md", True)]:
+        created = await gh.post("/gists", json=gist(name, public), headers=alice)
+        made.append(created.json()["id"])
+    await gh.post("/gists", json=gist("bobs.md", True), headers=bob)
+
+    listed = await gh.get("/gists", headers=alice)
+    assert listed.status_code == 200
+    assert [g["id"] for g in listed.json()] == made[::-1]  # secret ones included, bob's not
+    assert all("content" not in f for g in listed.json() for f in g["files"].values())
+    page = await gh.get("/gists?per_page=1&page=2", headers=alice)
+    assert [g["id"] for g in page.json()] == [made[1]]
+    anonymous = await gh.get("/gists")
+    assert anonymous.status_code == 200
+    assert {g["files"].popitem()[0] for g in anonymous.json()} == {"one.md", "three.md", "bobs.md"}
+    assert (await gh.get("/gists?per_page=x", headers=alice)).status_code == 422
+    refused = await gh.get("/gists", headers=_auth("gho_not_a_token"))
+    assert refused.status_code == 401
