@@ -21,10 +21,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import contextlib
 import json
-import os
 import random
 import statistics
 import sys
@@ -34,35 +32,12 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-os.environ.setdefault("WARRANT_DATA_DIR", tempfile.mkdtemp(prefix="warrant-bench-"))
-for _key, _value in {
-    "LANGSMITH_TRACING": "false",
-    "LANGGRAPH_NO_VERSION_CHECK": "true",
-    "HF_HUB_OFFLINE": "1",
-}.items():
-    os.environ.setdefault(_key, _value)
+from _common import jwt_subject, latency_stats, prepare_environment, write_results
 
-RESULTS = Path(__file__).resolve().parent / "results" / "approvals.json"
+prepare_environment()
+
 MODES = ("ping", "poll", "scan_baseline")
 SCAN_EVERY = 5.0
-
-
-def _subject(access_token: str) -> str:
-    payload = access_token.split(".")[1]
-    return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))["sub"]
-
-
-def _stats(samples: list[float]) -> dict[str, float]:
-    ordered = sorted(samples)
-    return {
-        "n": len(samples),
-        "mean_ms": round(statistics.fmean(samples) * 1000, 2),
-        "median_ms": round(statistics.median(samples) * 1000, 2),
-        "p95_ms": round(ordered[int(0.95 * (len(ordered) - 1))] * 1000, 2),
-        "min_ms": round(ordered[0] * 1000, 2),
-        "max_ms": round(ordered[-1] * 1000, 2),
-    }
 
 
 @contextlib.asynccontextmanager
@@ -153,7 +128,7 @@ async def run(rounds: int, seed: int) -> dict[str, Any]:
             github_login="alice",
             github_password=password,
         )
-        sub = _subject(tokens.access_token)
+        sub = jwt_subject(tokens.access_token)
         ctx = Context(
             user_id=sub, user_email="alice@example.com", subject_token=tokens.access_token
         )
@@ -225,7 +200,7 @@ async def run(rounds: int, seed: int) -> dict[str, Any]:
                 set_resumer(None)
                 await close_all()
 
-    stats = {mode: _stats(samples[mode]) for mode in MODES}
+    stats = {mode: latency_stats(samples[mode]) for mode in MODES}
     ping_mean, ping_median = stats["ping"]["mean_ms"], stats["ping"]["median_ms"]
     return {
         "benchmark": "approvals",
@@ -259,8 +234,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     ns = parser.parse_args()
     result = asyncio.run(run(ns.rounds, ns.seed))
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    write_results("approvals", result)
     print(json.dumps(result, indent=2))
     lat = result["latency"]
     print(

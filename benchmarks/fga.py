@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import random
 import shutil
 import statistics
@@ -36,15 +35,16 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-os.environ.setdefault("WARRANT_DATA_DIR", tempfile.mkdtemp(prefix="warrant-bench-"))
+from _common import RESULTS_DIR, prepare_environment
+
+prepare_environment()
 
 from auth.fga.client import CheckRequest, TupleKey
 from auth.fga.language import dsl_to_json
 from auth.fga.local import LocalFGA
 from auth.fga.store import Store
 
-RESULTS = Path(__file__).resolve().parent / "results" / "fga.json"
+RESULTS = RESULTS_DIR / "fga.json"
 TOTAL_TUPLES = 100_000
 TARGETS = (10, 1_000, 10_000)
 

@@ -15,17 +15,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-os.environ.setdefault("WARRANT_DATA_DIR", tempfile.mkdtemp(prefix="warrant-bench-"))
+from _common import prepare_environment, write_results
 
-RESULTS = Path(__file__).resolve().parent / "results" / "langgraph_dev_startup.json"
+prepare_environment()
 
 
 def main() -> None:
@@ -74,8 +71,7 @@ def main() -> None:
         summary["first_auth_ms_median"] / summary["warm_auth_ms_median"], 2
     )
     print(json.dumps({k: v for k, v in summary.items() if k != "rounds"}, indent=2))
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(summary, indent=2) + "\n")
+    write_results("langgraph_dev_startup", summary)
 
 
 if __name__ == "__main__":

@@ -23,9 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import statistics
-import sys
 import tempfile
 import time
 from collections.abc import Sequence
@@ -33,9 +31,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _common import prepare_environment
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+prepare_environment()
 
 import chromadb
 from chromadb.config import Settings as ChromaSettings

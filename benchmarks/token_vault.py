@@ -19,39 +19,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import json
-import os
 import statistics
 import sys
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-os.environ.setdefault("WARRANT_DATA_DIR", tempfile.mkdtemp(prefix="warrant-bench-"))
+from _common import jwt_subject, latency_stats, prepare_environment, write_results
+
 # The local GitHub's search limit (30 a minute, as GitHub's) would stop a benchmark.
-os.environ.setdefault("WARRANT_DEVSTACK_GITHUB_SEARCH_RATE_LIMIT", "1000000")
+prepare_environment(WARRANT_DEVSTACK_GITHUB_SEARCH_RATE_LIMIT="1000000")
 
-RESULTS = Path(__file__).resolve().parent / "results" / "token_vault.json"
 QUERIES = ["ai", "agent stars:>100", "database language:rust", "cli", "kubernetes", "rag"]
-
-
-def _subject(access_token: str) -> str:
-    """The `sub` of a JWT access token (the user id the tools node would act for)."""
-    payload = access_token.split(".")[1]
-    return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))["sub"]
-
-
-def _stats(samples: list[float]) -> dict[str, float]:
-    ordered = sorted(samples)
-    return {
-        "n": len(samples),
-        "mean_ms": round(statistics.fmean(samples) * 1000, 4),
-        "median_ms": round(statistics.median(samples) * 1000, 4),
-        "p95_ms": round(ordered[int(0.95 * (len(ordered) - 1))] * 1000, 4),
-    }
 
 
 async def run(calls: int) -> dict[str, Any]:
@@ -86,7 +65,7 @@ async def run(calls: int) -> dict[str, Any]:
             github_password=password,
         )
         exchange = stack.provider.extensions["token_vault"]
-        user_id = _subject(tokens.access_token)
+        user_id = jwt_subject(tokens.access_token)
         args = {
             "user_id": user_id,
             "subject_token": tokens.access_token,
@@ -134,7 +113,10 @@ async def run(calls: int) -> dict[str, Any]:
             await vault.get_token(**args)
             get_token_samples.append(time.perf_counter() - t0)
 
-    fixed_stats, vault_stats = _stats(fixed_samples), _stats(vault_samples)
+    fixed_stats, vault_stats = (
+        latency_stats(fixed_samples, digits=4),
+        latency_stats(vault_samples, digits=4),
+    )
     return {
         "benchmark": "token_vault",
         "calls_per_kind": calls,
@@ -162,8 +144,7 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=200)
     ns = parser.parse_args()
     result = asyncio.run(run(ns.calls))
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    write_results("token_vault", result)
     print(json.dumps(result, indent=2))
     print(
         f"\nvault overhead on a tool call: x{result['overhead_ratio_mean']} (mean), "
