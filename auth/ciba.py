@@ -19,7 +19,13 @@ from typing import Any
 
 import httpx
 
-from auth.errors import ApprovalDenied, ApprovalExpired, ApprovalPending, ProviderUnavailable
+from auth.errors import (
+    ApprovalDenied,
+    ApprovalExpired,
+    ApprovalPending,
+    ProviderUnavailable,
+    provider_text,
+)
 
 CIBA_GRANT_TYPE = "urn:openid:params:grant-type:ciba"
 DEFAULT_INTERVAL = 5.0  # CIBA Core 7.3: the client polls every 5 s when the provider says nothing
@@ -160,7 +166,9 @@ class CIBAClient:
         response = await self._post(url, form)
         body = await self._json(response, "backchannel authentication")
         if response.status_code != 200:
-            raise _request_error(response.status_code, body)
+            raise _request_error(
+                response.status_code, body, (self._client_secret, notification_token)
+            )
         auth_req_id = body.get("auth_req_id")
         expires_in = body.get("expires_in")
         interval = body.get("interval", DEFAULT_INTERVAL)
@@ -218,7 +226,8 @@ class CIBAClient:
         if response.status_code >= 500:
             raise ProviderUnavailable(_SERVICE, f"HTTP {response.status_code}")
         raise ProviderUnavailable(
-            _SERVICE, f"unexpected answer to the approval poll ({_error_label(body)})"
+            _SERVICE,
+            f"unexpected answer to the approval poll ({_error_label(body, self._client_secret)})",
         )
 
     async def _post(self, url: str, form: dict[str, str]) -> httpx.Response:
@@ -255,11 +264,15 @@ class CIBAClient:
         return body
 
 
-def _request_error(status: int, body: dict[str, Any]) -> Exception:
+def _request_error(
+    status: int, body: dict[str, Any], secrets: tuple[str | None, ...] = ()
+) -> Exception:
     """The provider refused to start the request: say why in words, keep the OAuth code."""
     error = body.get("error")
     description = body.get("error_description")
     detail = f"{error}: {description}" if description else str(error or f"HTTP {status}")
+    # The provider may echo the request (the client secret, the notification token).
+    detail = provider_text(detail, secrets)
     if error == "access_denied":
         return ApprovalDenied(f"The identity provider refused the approval request ({detail}).")
     if error in {"expired_login_hint_token", "unknown_user_id"}:
@@ -301,9 +314,9 @@ def _retry_after(response: httpx.Response) -> float:
         return 0.0
 
 
-def _error_label(body: dict[str, Any]) -> str:
+def _error_label(body: dict[str, Any], *secrets: str) -> str:
     error = body.get("error")
-    return str(error) if isinstance(error, str) else "no error code"
+    return provider_text(error, secrets) if isinstance(error, str) else "no error code"
 
 
 def notification_token_digest(token: str) -> str:

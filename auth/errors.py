@@ -5,6 +5,27 @@ Every message is written for a person and never contains a token, a secret or a 
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
+
+# A JWT (header.payload[.signature]): what access and ID tokens look like at every provider.
+_JWT = re.compile(r"eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*(?:\.[A-Za-z0-9_-]*)?")
+PROVIDER_TEXT_CHARS = 300
+
+
+def provider_text(text: object, secrets: Iterable[str | None] = ()) -> str:
+    """A provider's own words (`error`, `error_description`) made safe to show: the secrets this
+    request carried and anything shaped like a JWT replaced, and cut to a readable length.
+
+    A provider may echo what it was sent; its text ends up in messages and checkpoints.
+    """
+    out = str(text)
+    for secret in secrets:
+        if secret:
+            out = out.replace(secret, "[redacted]")
+    out = _JWT.sub("[redacted]", out)
+    return out if len(out) <= PROVIDER_TEXT_CHARS else out[: PROVIDER_TEXT_CHARS - 3] + "..."
+
 
 class AuthError(Exception):
     """Base of every authority failure; `str(err)` is safe to show to the user."""
@@ -37,8 +58,8 @@ class ConnectionRequired(AuthError):
         self.scopes = list(scopes)
         self.missing_scopes = list(missing if missing is not None else scopes)
         self.connect_url = connect_url
-        what = ", ".join(self.missing_scopes) or "access"
-        super().__init__(f"Connect your {connection} account ({what}) to continue: {connect_url}")
+        what = f" ({', '.join(self.missing_scopes)})" if self.missing_scopes else ""
+        super().__init__(f"Connect your {connection} account{what} to continue: {connect_url}")
 
 
 class ConnectionTokenRejected(AuthError):

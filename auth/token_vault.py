@@ -26,6 +26,7 @@ from auth.errors import (
     ConnectionTokenRejected,
     LoginRequired,
     ProviderUnavailable,
+    provider_text,
 )
 
 GRANT_TYPE = "urn:auth0:params:oauth:grant-type:token-exchange:federated-connection-access-token"
@@ -261,7 +262,8 @@ class TokenVault:
         response = await self._send("POST", endpoint, data=form)
         body = _json_object(response, "token exchange")
         if response.status_code != 200:
-            raise self._refusal(response.status_code, body, connection, wanted)
+            secrets = (subject_token, self._client_secret, login_hint)
+            raise self._refusal(response.status_code, body, connection, wanted, secrets)
         now = self._clock()
         token = _connection_token(body, connection, now)
         missing = wanted - token.scopes
@@ -281,11 +283,18 @@ class TokenVault:
         return entry
 
     def _refusal(
-        self, status: int, body: dict[str, Any], connection: str, wanted: frozenset[str]
+        self,
+        status: int,
+        body: dict[str, Any],
+        connection: str,
+        wanted: frozenset[str],
+        secrets: tuple[str | None, ...] = (),
     ) -> Exception:
         error = body.get("error")
         description = body.get("error_description")
         detail = f"{error}: {description}" if isinstance(description, str) else str(error)
+        # The provider may echo the request (the user's token, the client secret): never show it.
+        detail = provider_text(detail, secrets)
         if error == NOT_CONNECTED:
             return self.connection_required(connection, wanted)
         if error == "invalid_grant" or (status == 401 and error == "invalid_token"):

@@ -65,7 +65,6 @@ def build_graph(
     """The compiled agent; pass a checkpointer for persistence (the server brings its own)."""
     builder = StateGraph(State, context_schema=Context, input_schema=InputState)
     builder.add_node("identity", _node("identity", identity), destinations=("agent", "refuse", END))
-    builder.add_node("refuse", _node("refuse", refuse), destinations=("agent",))
     builder.add_node("agent", _node("agent", agent))
     builder.add_node("tools", _node("tools", tools))
     present = ["tools"]
@@ -74,6 +73,8 @@ def build_graph(
         if node is not None:
             builder.add_node(name, _node(name, node))
             present.append(name)
+    # `refuse` hands the owner's unanswered tool call back to its node (see its docstring).
+    builder.add_node("refuse", _node("refuse", refuse), destinations=("agent", *present))
 
     builder.add_edge(START, "identity")
     builder.add_conditional_edges("agent", route_after_agent, [*present, END])

@@ -9,6 +9,7 @@ at most once per approval; the body only ever sees the tokens through `current_c
 from __future__ import annotations
 
 from langchain_core.tools import ToolException, tool
+from pydantic import BaseModel, Field, ValidationError, model_validator
 
 from settings import get_settings
 from tools.base import ApprovalRequirement, ConnectionRequirement, declare
@@ -40,7 +41,29 @@ def _check(description: str, content: str, filename: str) -> str:
     return name
 
 
-@tool
+class GistArguments(BaseModel):
+    """The Gist tool's arguments, checked when the call is validated: before the user is ever
+    asked to approve it (an approval for a Gist that can never be created is wasted)."""
+
+    description: str = Field(description="One line describing the Gist.")
+    content: str = Field(description="The file's text.")
+    filename: str = Field(default="warrant.md", description="The file name, e.g. notes.md.")
+
+    @model_validator(mode="after")
+    def _usable(self) -> GistArguments:
+        try:
+            _check(self.description, self.content, self.filename)
+        except ToolException as exc:
+            raise ValueError(str(exc)) from None
+        return self
+
+
+def _validation_message(exc: ValidationError) -> str:
+    """What a direct call with unusable arguments answers (the graph checks them earlier)."""
+    return "; ".join(str(err["msg"]).removeprefix("Value error, ") for err in exc.errors())
+
+
+@tool(args_schema=GistArguments)
 async def create_public_gist(description: str, content: str, filename: str = "warrant.md") -> str:
     """Create a PUBLIC GitHub Gist (anyone can read it) with one file; returns its URL.
 
@@ -62,6 +85,7 @@ async def create_public_gist(description: str, content: str, filename: str = "wa
 
 
 create_public_gist.handle_tool_error = True
+create_public_gist.handle_validation_error = _validation_message
 
 
 declare(

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 import time
 from typing import Any
 
@@ -86,6 +87,21 @@ DUE_SLACK_SECONDS = 0.25
 OUTCOME_CHARS = 500
 # How long a run that got `invalid_grant` waits for a concurrent run's redemption to show.
 REDEEM_GRACE_SECONDS = 2.0
+
+
+def _ledger_failures() -> tuple[type[BaseException], ...]:
+    """What an unreachable or unwritable ledger raises (SQLite, the file system, PostgreSQL)."""
+    found: list[type[BaseException]] = [sqlite3.Error, OSError]
+    try:
+        import psycopg
+
+        found.append(psycopg.Error)
+    except ImportError:  # pragma: no cover - psycopg is a dependency, but only the URL needs it
+        pass
+    return tuple(found)
+
+
+LEDGER_FAILURES = _ledger_failures()
 
 
 def _again() -> dict[str, list[ToolMessage]]:
@@ -302,7 +318,11 @@ async def _run_approved(
         message = error_message(call, f"The {tool.name} tool failed ({type(exc).__name__}).")
     text = str(message.content)[:OUTCOME_CHARS]
     final = ApprovalStatus.DONE if message.status != "error" else ApprovalStatus.FAILED
-    await ledger.transition(record.id, final, expected=ApprovalStatus.EXECUTING, outcome=text)
+    try:
+        await ledger.transition(record.id, final, expected=ApprovalStatus.EXECUTING, outcome=text)
+    except LEDGER_FAILURES as exc:
+        # The action ran: say what it did. The record stays `executing`, which never runs again.
+        log.warning("approval %s: recording the outcome failed: %s", record.id, type(exc).__name__)
     log.info("approval %s: %s ran (%s)", record.id, tool.name, final.value)
     return {"messages": [message]}
 
@@ -398,10 +418,32 @@ async def approval(
                 )
             ]
         }
+    try:
+        return await _approve(tool, need, call, user, str(thread_id), runtime)
+    except LEDGER_FAILURES as exc:
+        # Every ledger step comes before the action runs (the one after is guarded in
+        # `_run_approved`): without the ledger there is no at-most-once, so nothing runs.
+        log.warning("approvals ledger unavailable: %s", type(exc).__name__)
+        text = (
+            f"The approvals ledger is unavailable ({type(exc).__name__}), so {tool.name} "
+            "cannot be approved right now; nothing was done."
+        )
+        return {"messages": [error_message(call, text)]}
+
+
+async def _approve(
+    tool: BaseTool,
+    need: ApprovalRequirement,
+    call: ToolCall,
+    user: ActingUser,
+    thread_id: str,
+    runtime: Runtime[Context],
+) -> dict[str, list[ToolMessage]]:
+    """Steps 1-3 of the module docstring for one validated call on a saved thread."""
     args = _validated_arguments(tool, call["args"])
     digest = action_digest(tool.name, args)
     ledger = await get_ledger()
-    where = {"user_id": user["sub"], "thread_id": str(thread_id), "tool_call_id": call["id"] or ""}
+    where = {"user_id": user["sub"], "thread_id": thread_id, "tool_call_id": call["id"] or ""}
     existing = await ledger.find(**where)
     if existing is not None:
         if existing.action_digest != digest:

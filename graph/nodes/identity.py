@@ -19,6 +19,7 @@ from langgraph.types import Command
 
 from graph.context import Context
 from graph.identity import IdentityMismatch, NoIdentity, acting_user, caller_identity
+from graph.routing import route_after_tool_node
 from graph.state import State
 
 log = logging.getLogger(__name__)
@@ -63,7 +64,12 @@ async def identity(
 
 async def refuse(
     state: State, config: RunnableConfig, runtime: Runtime[Context]
-) -> Command[Literal["agent"]]:
-    """Fail the run for a caller who is not the recorded user (the error says why)."""
+) -> Command[Literal["agent", "tools", "approval", "retrieve"]]:
+    """Fail the run for a caller who is not the recorded user (the error says why).
+
+    The refused input started a new run, which dropped the owner's pending interrupt (an
+    approval, a connection): when the owner next resumes, this node hands the still-unanswered
+    tool call back to its node, so the owner's request is picked up again instead of lost.
+    """
     acting_user(state, config, runtime)  # raises IdentityMismatch for anyone but the owner
-    return Command(goto="agent")
+    return Command(goto=route_after_tool_node(dict(state)))

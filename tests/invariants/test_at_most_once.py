@@ -1,0 +1,115 @@
+"""At most once: the same tool call id in two threads, a reused id in a later turn, and two
+'processes' (own event loops, own ledger connections) racing the same resume: one Gist each
+approval at most, one push per tool call."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+from langchain_core.messages import AIMessage
+from langgraph.types import Command
+
+from auth.approvals import close_all
+from auth.approvals_ledger import ApprovalStatus
+from graph.resumer import WAKE, resume_when_approved
+from tests.approvals.conftest import pending_interrupt, saved_graph, tool_results, until_due
+
+
+def gist_call(world, call_id: str, marker: str, filename: str = "dup.md") -> AIMessage:
+    args = {"description": "dup", "content": marker, "filename": filename}
+    call = {"name": "create_public_gist", "args": args, "id": call_id, "type": "tool_call"}
+    return AIMessage(content="", tool_calls=[call])
+
+
+def ask() -> dict:
+    return {"messages": [("user", "make the gist")]}
+
+
+async def test_one_tool_call_id_in_two_threads_is_two_separate_approvals(
+    world, scripted, tmp_path
+) -> None:
+    a = {"configurable": {"thread_id": "dup-a-" + world.marker[-8:]}}
+    b = {"configurable": {"thread_id": "dup-b-" + world.marker[-8:]}}
+    mark_a, mark_b = world.marker + "-a", world.marker + "-b"
+    scripted.script = [gist_call(world, "call_dup", mark_a), gist_call(world, "call_dup", mark_b)]
+    async with saved_graph(tmp_path / "cp.sqlite") as graph:
+        rec_a = await world.record(
+            pending_interrupt(await graph.ainvoke(ask(), a, context=world.ctx))["approval_id"]
+        )
+        rec_b = await world.record(
+            pending_interrupt(await graph.ainvoke(ask(), b, context=world.ctx))["approval_id"]
+        )
+        assert rec_a.id != rec_b.id and rec_a.auth_req_id != rec_b.auth_req_id
+        world.approve(rec_a)  # only thread a's action is approved
+        out = await resume_when_approved(graph, a, context=world.ctx, timeout=10)
+        assert [m.status for m in tool_results(out)] == ["success"]
+        await until_due(await world.record(rec_b.id))
+        out = await graph.ainvoke(Command(resume=WAKE), b, context=world.ctx)
+        assert pending_interrupt(out)["approval_id"] == rec_b.id
+        assert world.gists(mark_a) == 1 and world.gists(mark_b) == 0
+
+
+async def test_a_reused_tool_call_id_in_a_later_turn_never_runs_again(
+    world, scripted, tmp_path, thread_config
+) -> None:
+    scripted.script = [gist_call(world, "call_same", world.marker)]
+    async with saved_graph(tmp_path / "cp.sqlite") as graph:
+        out = await graph.ainvoke(ask(), thread_config, context=world.ctx)
+        record = await world.record(pending_interrupt(out)["approval_id"])
+        world.approve(record)
+        await resume_when_approved(graph, thread_config, context=world.ctx, timeout=10)
+        assert world.gists() == 1
+        # A model that reuses the id: same arguments, then other arguments.
+        other = world.marker + "-other"
+        scripted.script = [
+            gist_call(world, "call_same", world.marker),
+            gist_call(world, "call_same", other, "other.md"),
+        ]
+        out = await graph.ainvoke(ask(), thread_config, context=world.ctx)
+        same, changed = tool_results(out)[-2:]  # the model made both calls in this turn
+        assert "will not run again" in same.content
+        assert changed.status == "error" and "different arguments" in changed.content
+        assert world.gists() == 1 and world.gists(other) == 0
+        assert len(world.pushes(record.action_digest)) == 1
+
+
+def _resume_in_own_loop(path, config, ctx, results: list, barrier: threading.Barrier) -> None:
+    async def run() -> None:
+        async with saved_graph(path) as graph:
+            barrier.wait(timeout=10)
+            try:
+                out = await graph.ainvoke(Command(resume=WAKE), config, context=ctx)
+                results.append([m.status for m in tool_results(out)])
+            except Exception as exc:
+                results.append(type(exc).__name__)
+            finally:
+                await close_all()
+
+    asyncio.run(run())
+
+
+async def test_two_processes_racing_one_resume_make_one_gist(
+    world, tmp_path, thread_config
+) -> None:
+    path = tmp_path / "cp.sqlite"
+    async with saved_graph(path) as graph:
+        out = await graph.ainvoke(world.ask(), thread_config, context=world.ctx)
+        record = await world.record(pending_interrupt(out)["approval_id"])
+    world.approve(record)
+    await until_due(record)
+    results: list = []
+    barrier = threading.Barrier(3)
+    workers = [
+        threading.Thread(
+            target=_resume_in_own_loop, args=(path, thread_config, world.ctx, results, barrier)
+        )
+        for _ in range(3)
+    ]
+    for worker in workers:
+        worker.start()
+    await asyncio.to_thread(lambda: [w.join(timeout=30) for w in workers])
+    assert len(results) == 3, results
+    assert world.gists() == 1, results
+    assert (await world.record(record.id)).status is ApprovalStatus.DONE
+    assert len(world.pushes(record.action_digest)) == 1
