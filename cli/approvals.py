@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from auth.approvals_ledger import (
@@ -27,6 +28,7 @@ from auth.approvals_ledger import (
 )
 from auth.errors import AuthError, LoginRequired, ProviderUnavailable
 from auth.login import TokenFile, current_tokens
+from cli.errors import explain
 from settings import get_settings
 
 approvals_app = typer.Typer(
@@ -43,7 +45,7 @@ class ApprovalsAPIError(Exception):
 
 
 def _fail(message: str, code: int = 1) -> typer.Exit:
-    err_console.print(f"[red]{message}[/red]", highlight=False, soft_wrap=True)
+    err_console.print(f"[red]{escape(message)}[/red]", highlight=False, soft_wrap=True)
     return typer.Exit(code=code)
 
 
@@ -91,7 +93,7 @@ def _run(coro: Any) -> Any:
     try:
         return asyncio.run(coro)
     except (AuthError, ApprovalsAPIError) as exc:
-        raise _fail(str(exc)) from None
+        raise _fail(explain(exc)) from None
 
 
 def _time_left(expires_at: float) -> str:
@@ -133,7 +135,10 @@ def list_command(
         console.print("No approval requests are waiting for you.")
         return
     table = Table(title="Approval requests")
-    for column in ("ID", "Request", "Client", "Tool", "Access", "Status"):
+    # The ID is what the user copies into `approve ID`: never wrapped, whatever the width.
+    widest = max(len(str(record.get("id", ""))) for record in records)
+    table.add_column("ID", no_wrap=True, min_width=widest)
+    for column in ("Request", "Client", "Tool", "Access", "Status"):
         table.add_column(column, overflow="fold")
     for record in records:
         status = str(record.get("status", ""))

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -21,14 +22,28 @@ from langchain_core.messages import AIMessage, ToolMessage
 from langgraph.types import Command
 from rich.console import Console
 from rich.markdown import Markdown
+from rich.markup import escape
 from rich.panel import Panel
 
 from auth.errors import AuthError, ProviderUnavailable
+from cli.errors import explain
 from graph.context import Context, signed_in_context
 from settings import get_settings
 
 QUIT = frozenset({"/quit", "/exit", "/q"})
 EXIT_INTERRUPTED = 3
+# What may be typed at the `resume>` prompt: a nudge to check again, or a cancel (doing less).
+# Anything else is probably a new message (or an attempt to approve by typing "yes"), which a
+# resume would silently swallow: the chat explains instead.
+NUDGES = frozenset({"", "continue", "done", "ok", "check", "again", "retry"})
+CANCELS = frozenset({"cancel", "cancelled", "canceled", "abort", "no", "skip"})
+
+
+def _clock(epoch: Any) -> str | None:
+    """An interrupt's `expires_at` (epoch seconds) as a time of day, for people."""
+    if isinstance(epoch, bool) or not isinstance(epoch, (int, float)) or epoch <= 0:
+        return str(epoch) if isinstance(epoch, str) and epoch else None
+    return time.strftime("%H:%M:%S UTC", time.gmtime(epoch))
 
 
 @contextlib.asynccontextmanager
@@ -82,7 +97,7 @@ class ChatSession:
             ):
                 self._render_update(update)
         except (AuthError, ProviderUnavailable) as exc:
-            self.console.print(f"[red]{exc}[/red]")
+            self.console.print(f"[red]{escape(explain(exc))}[/red]", highlight=False)
             return []
         interrupts = await self.pending()
         for item in interrupts:
@@ -109,21 +124,32 @@ class ChatSession:
     def _render_interrupt(self, item: dict[str, Any]) -> None:
         kind = item.get("type")
         if kind == "connection_required":
+            connection = str(item.get("connection") or "the")
+            missing = [str(s) for s in item.get("missing_scopes") or []]
+            need = f" with access to {', '.join(missing)}" if missing else ""
             self.console.print(
                 Panel(
-                    f"{item.get('message', '')}\n\nOpen this page to connect your "
-                    f"{item.get('connection')} account:\n{item.get('connect_url')}\n\n"
-                    "Press Enter when done (or type cancel).",
+                    f"The agent needs your {connection} account{need}, and it is not connected."
+                    f"\n\nOpen this page, log in and allow access:\n{item.get('connect_url')}"
+                    "\n\nThen press Enter here to continue (or type cancel).",
                     title="connect an account",
                     border_style="yellow",
                 )
             )
         elif kind == "approval_pending":
+            when = _clock(item.get("expires_at"))
+            ask = str(
+                item.get("message")
+                or f"Approve '{item.get('binding_message')}' on your authenticator"
+                + (f" before {when}." if when else ".")
+            )
+            issuer = get_settings().issuer_url
             self.console.print(
                 Panel(
-                    f"Approve on your authenticator: {item.get('binding_message')}\n"
-                    f"(expires {item.get('expires_at')})\n\n"
-                    "Press Enter to check again once you have answered.",
+                    f"{ask}\n\nOn the devstack, your authenticator is `warrant approvals list` "
+                    f"then `warrant approvals approve ID` (or deny ID), or the page "
+                    f"{issuer}approvals. Typing here approves nothing.\n\n"
+                    "Press Enter to check again once you have answered (or type cancel).",
                     title="approval needed",
                     border_style="yellow",
                 )
@@ -131,6 +157,9 @@ class ChatSession:
         else:
             body = json.dumps(item, indent=2, default=str)
             self.console.print(Panel(body, title="paused", border_style="yellow"))
+
+    def _paused_hint(self) -> None:
+        self.console.print(f"paused: resume with `warrant chat --thread {self.thread_id}`")
 
     async def interactive(self, ask: Callable[[str], str]) -> None:
         """The read-eval-print loop: messages, resumes, `/new`, `/thread`, `/quit`."""
@@ -146,9 +175,13 @@ class ChatSession:
                 text = ask("resume> " if interrupts else "you> ")
             except (EOFError, KeyboardInterrupt):
                 self.console.print()
+                if interrupts:
+                    self._paused_hint()
                 return
             command = text.strip()
             if command in QUIT:
+                if interrupts:
+                    self._paused_hint()
                 return
             if command == "/thread":
                 self.console.print(self.thread_id)
@@ -159,6 +192,13 @@ class ChatSession:
                 self.console.print(f"new thread {self.thread_id}")
                 continue
             if interrupts:
+                word = command.lower()
+                if word not in NUDGES and word not in CANCELS:
+                    self.console.print(
+                        "This conversation is waiting (see above): press Enter to check again, "
+                        "type cancel to give up, or /new to start another conversation."
+                    )
+                    continue
                 interrupts = await self.resume(command or "continue")
             elif command:
                 interrupts = await self.send(command)
@@ -176,12 +216,17 @@ async def _chat(
     try:
         context = context or await signed_in_context()
     except (AuthError, ProviderUnavailable) as exc:
-        console.print(f"[red]{exc}[/red]")
+        console.print(f"[red]{escape(explain(exc))}[/red]", highlight=False)
         return 1
     async with open_checkpointer() as saver:
         session = ChatSession(
             build_graph(checkpointer=saver), context, console, thread or str(uuid.uuid4())
         )
+        if thread:
+            problem = await _check_thread(session, resume is not None)
+            if problem:
+                console.print(f"[red]{problem}[/red]", highlight=False)
+                return 1
         if not messages and resume is None:
             await session.interactive(lambda prompt: console.input(f"[bold]{prompt}[/bold]"))
             return 0
@@ -191,9 +236,29 @@ async def _chat(
         for text in messages:
             interrupts = await session.send(text)
         if interrupts:
-            console.print(f"paused: resume with `warrant chat --thread {session.thread_id}`")
+            session._paused_hint()
             return EXIT_INTERRUPTED
         return 0
+
+
+async def _check_thread(session: ChatSession, resuming: bool) -> str | None:
+    """Why `--thread` cannot be used as asked (None when it can); says when it is a new one.
+
+    Another user's thread is refused before anything of it is shown (the graph would refuse to
+    run it anyway, but its pending interrupts name that user's actions).
+    """
+    state = await session.graph.aget_state(session.config)
+    values = state.values if isinstance(state.values, dict) else {}
+    owner = values.get("user")
+    if isinstance(owner, dict) and owner.get("sub") and owner["sub"] != session.context.user_id:
+        return "This conversation belongs to another user; it cannot be continued by you."
+    if resuming and not state.interrupts:
+        if not values:
+            return f"There is no conversation {session.thread_id} to resume."
+        return f"Conversation {session.thread_id} is not waiting for anything to resume."
+    if not values:
+        session.console.print(f"No conversation {session.thread_id} yet: starting it.")
+    return None
 
 
 def chat(

@@ -9,6 +9,7 @@ import json
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -153,6 +154,17 @@ def server_environment(stack_env: dict[str, str], settings: Settings) -> dict[st
     return env
 
 
+def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
+    """Whether `langgraph dev` can listen on `port` (its own test: a bind with SO_REUSEADDR)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
 def _interrupted(*_: object) -> None:
     raise KeyboardInterrupt
 
@@ -195,6 +207,14 @@ def dev(
     if not config_path.is_file():
         errors.print(f"[red]error:[/red] no langgraph.json at {config_path}")
         raise typer.Exit(2)
+    if not port_is_free(port):
+        # `langgraph dev` would quietly move to another port, and the devstack's approval pings
+        # (and the address printed here) would point at whatever holds this one.
+        errors.print(
+            f"[red]error:[/red] port {port} on 127.0.0.1 is in use (another `langgraph dev`?); "
+            "stop it or choose another port with --port."
+        )
+        raise typer.Exit(1)
     settings = dev_settings(get_settings(), port, delivery)
     stack = DevStack(settings, log_level=log_level)
     try:

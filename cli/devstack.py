@@ -8,7 +8,7 @@ import shlex
 import typer
 from rich.console import Console
 
-from settings import get_settings
+from settings import Settings, get_settings
 
 console = Console()
 errors = Console(stderr=True)
@@ -16,6 +16,19 @@ errors = Console(stderr=True)
 
 def _env_lines(env: dict[str, str]) -> list[str]:
     return [f"export {key}={shlex.quote(value)}" for key, value in env.items()]
+
+
+def _user_lines(settings: Settings) -> list[str]:
+    """Who can log in. The seeded passwords are printed only while they are the public defaults
+    (they are in the source anyway); a password you set is named by its variable only."""
+    lines = ["users (the same login at the local GitHub's consent page):"]
+    for who in ("alice", "bob"):
+        field = f"{who}_password"
+        value = getattr(settings, field).get_secret_value()
+        default = Settings.model_fields[field].default.get_secret_value()
+        shown = value if value == default else f"your WARRANT_{field.upper()}"
+        lines.append(f"  {who}@example.com  password {shown}   (GitHub login: {who})")
+    return lines
 
 
 def register(app: typer.Typer) -> None:
@@ -48,11 +61,8 @@ def register(app: typer.Typer) -> None:
                 "authenticator)",
                 highlight=False,
             )
-            console.print(
-                "users: alice@example.com, bob@example.com (passwords from "
-                "WARRANT_ALICE_PASSWORD / WARRANT_BOB_PASSWORD)",
-                highlight=False,
-            )
+            for line in _user_lines(settings):
+                console.print(line, highlight=False)
             console.print("\n# settings for the agent (eval in your shell, or a .env file):")
             for line in lines:
                 print(line, flush=True)

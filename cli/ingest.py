@@ -6,6 +6,7 @@ Users are named by email and stored in FGA as `user:<email>` (see `vectorstore.p
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -57,6 +58,9 @@ def _run(work: Callable[[Any], Awaitable[T]]) -> T:
     from vectorstore.principals import PrincipalError
     from vectorstore.store import StoreError
 
+    # pypdf logs what it thinks of a damaged file ("invalid pdf header", "EOF marker not found")
+    # straight to the terminal; the outcome table already says which file failed and why.
+    logging.getLogger("pypdf").setLevel(logging.ERROR)
     try:
         return asyncio.run(_with_ingestor(work))
     except (IngestError, PrincipalError, StoreError, EmbeddingConfigError) as exc:

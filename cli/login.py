@@ -8,6 +8,7 @@ import webbrowser
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from auth.errors import AuthError
 from auth.login import (
@@ -19,6 +20,7 @@ from auth.login import (
     login_with_device,
     logout,
 )
+from cli.errors import explain
 from settings import get_settings
 
 console = Console()
@@ -26,7 +28,7 @@ err_console = Console(stderr=True)
 
 
 def _fail(exc: AuthError) -> typer.Exit:
-    err_console.print(f"[red]{exc}[/red]")
+    err_console.print(f"[red]{escape(explain(exc))}[/red]", highlight=False)
     return typer.Exit(code=1)
 
 

@@ -125,3 +125,81 @@ def test_whoami_with_a_dead_refresh_token_asks_for_a_new_login(cli_env) -> None:
     assert result.exit_code == 1
     assert "log in again" in result.output
     assert "not-a-real-refresh-token" not in result.output
+
+
+def test_approvals_list_never_wraps_the_id_a_user_copies(monkeypatch) -> None:
+    import time
+
+    import cli.approvals
+
+    record = {
+        "id": "apr_c6weat4295",
+        "binding_message": "Create public gist notes.md #de218b",
+        "client_name": "Warrant agent",
+        "authorization_details": [
+            {"tool": "create_public_gist", "action_digest": "de218b71a937ea9f4a44db31f79d32919a"}
+        ],
+        "scope": "openid create:gist",
+        "audience": "https://api.warrant.local",
+        "status": "pending",
+        "expires_at": time.time() + 300,
+    }
+
+    async def answer(method: str, path: str, body=None):
+        return [record]
+
+    monkeypatch.setattr(cli.approvals, "_call", answer)
+    monkeypatch.setattr(cli.approvals, "console", cli.approvals.Console(width=80))
+    result = runner.invoke(app, ["approvals", "list"])
+    assert result.exit_code == 0, result.output
+    assert "apr_c6weat4295" in result.output  # on one line, as `approve ID` needs it
+
+
+def test_with_the_local_provider_down_every_command_says_to_start_the_devstack(tmp_path) -> None:
+    import base64
+    import json
+    import time
+
+    from auth.login import TokenFile, TokenSet
+
+    def part(data: dict) -> str:
+        return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
+
+    dead = "http://127.0.0.1:9/"
+    # well formed, so that checking it needs the provider's keys
+    token = f"{part({'alg': 'RS256', 'kid': 'k1'})}.{part({'sub': 'auth0|alice'})}.c2ln"
+    with get_settings.override(data_dir=tmp_path, issuer=dead) as settings:
+        login = runner.invoke(app, ["login", "--device"])
+        TokenFile().save(
+            TokenSet(
+                access_token=token,
+                expires_at=time.time() + 3600,
+                issuer=dead,
+                client_id=settings.cli_client_id,
+                audience=settings.audience,
+                subject="auth0|alice",
+            )
+        )
+        outcomes = [
+            login,
+            runner.invoke(app, ["whoami"]),
+            runner.invoke(app, ["chat", "-m", "who am I?"]),
+            runner.invoke(app, ["approvals", "list"]),
+        ]
+    for result in outcomes:
+        assert result.exit_code == 1, result.output
+        text = " ".join(result.output.split())
+        assert "unavailable" in text and "`warrant devstack`" in text, text
+        assert "Traceback" not in text
+
+
+def test_a_remote_provider_down_gets_no_devstack_hint(tmp_path) -> None:
+    from auth.errors import ProviderUnavailable
+    from cli.errors import explain
+
+    down = ProviderUnavailable("The identity provider", "discovery failed: ConnectError")
+    with get_settings.override(issuer="https://tenant.example.auth0.com/"):
+        assert "devstack" not in explain(down)
+    with get_settings.override(issuer="http://127.0.0.1:9400/"):
+        assert "warrant devstack" in explain(down)
+        assert explain(ValueError("x")) == "x"

@@ -103,8 +103,9 @@ def test_ports_in_use_is_a_clear_error(tmp_path) -> None:
         busy.bind(("127.0.0.1", 0))
         busy.listen(1)
         port = busy.getsockname()[1]
+        [server_port] = _free_ports(1)
         with get_settings.override(data_dir=tmp_path, devstack_idp_port=port):
-            result = CliRunner().invoke(app, ["dev"])
+            result = CliRunner().invoke(app, ["dev", "--port", str(server_port)])
     assert result.exit_code == 1
     assert "could not start" in result.stderr and "Traceback" not in result.output
 
@@ -164,3 +165,20 @@ def test_warrant_dev_serves_both_until_interrupted(tmp_path) -> None:
     time.sleep(0.5)
     assert not any(_listening(p) for p in (idp, github, fga, port))
     assert (tmp_path / ".langgraph_api").exists()  # its data stayed in the given folder
+
+
+def test_a_busy_server_port_is_refused_before_anything_starts(tmp_path, monkeypatch) -> None:
+    """`langgraph dev` would move to another port while the pings went to the busy one."""
+    idp, github, fga = _free_ports(3)
+    started: list[object] = []
+    monkeypatch.setattr(demo_cli.subprocess, "Popen", lambda *a, **k: started.append(a))
+    ports = {"devstack_idp_port": idp, "devstack_github_port": github, "devstack_fga_port": fga}
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        port = busy.getsockname()[1]
+        with get_settings.override(data_dir=tmp_path, **ports):
+            result = CliRunner().invoke(app, ["dev", "--port", str(port)])
+    assert result.exit_code == 1, result.output
+    assert f"port {port} on 127.0.0.1 is in use" in result.stderr and "--port" in result.stderr
+    assert started == [] and not _listening(idp)

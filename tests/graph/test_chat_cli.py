@@ -178,5 +178,114 @@ def test_interrupt_rendering() -> None:
     )
     session._render_interrupt({"type": "something_else", "detail": 7})
     text = out.getvalue()
-    assert "Approve on your authenticator: Create gist 42" in text and "(expires soon)" in text
+    assert "Approve 'Create gist 42' on your authenticator before soon." in text
     assert '"detail": 7' in text
+
+
+BOB = Context(user_id="auth0|bob", user_email="bob@example.com", subject_token="bob-canary-token")
+
+
+async def test_another_users_thread_is_refused_before_anything_is_shown(
+    provider, checkpoints
+) -> None:
+    console, out = _console()
+    assert await _chat("th-own", ["show me repositories about AI"], None, console, ALICE) == 3
+    assert "connected-accounts/connect" in out.getvalue()
+    for resume in (None, "done"):
+        console, out = _console()
+        assert await _chat("th-own", [], resume, console, BOB) == 1
+        text = out.getvalue()
+        assert "belongs to another user" in text
+        assert "connected-accounts/connect" not in text and "github" not in text.lower()
+    assert provider.exchanges == 1  # only alice's own run asked the vault
+
+
+async def test_resume_of_a_thread_with_nothing_pending_fails_clearly(checkpoints) -> None:
+    console, out = _console()
+    assert await _chat("th-none", [], "done", console, ALICE) == 1
+    assert "There is no conversation th-none to resume" in out.getvalue()
+    assert await _chat("th-done", ["who am i"], None, _console()[0], ALICE) == 0
+    console, out = _console()
+    assert await _chat("th-done", [], "done", console, ALICE) == 1
+    assert "not waiting for anything" in out.getvalue()
+
+
+async def test_an_unknown_thread_id_is_said_to_be_new(checkpoints) -> None:
+    console, out = _console()
+    assert await _chat("th-typo", ["who am i"], None, console, ALICE) == 0
+    assert "No conversation th-typo yet: starting it." in out.getvalue()
+    console, out = _console()
+    assert await _chat("th-typo", ["who am i"], None, console, ALICE) == 0
+    assert "yet: starting it" not in out.getvalue()
+
+
+async def test_text_at_the_resume_prompt_is_not_taken_as_a_resume(
+    provider, checkpoints, monkeypatch
+) -> None:
+    from cli import chat as chat_module
+
+    console, out = _console()
+    assert await _chat("th-3", ["show me repositories about AI"], None, console, ALICE) == 3
+    before = provider.exchanges
+    console, out = _console()
+    inputs = iter(["yes, approved", "who am i", "/quit"])
+    monkeypatch.setattr(console, "input", lambda prompt="": next(inputs))
+    assert await chat_module._chat("th-3", [], None, console, ALICE) == 0
+    text = out.getvalue()
+    assert text.count("This conversation is waiting") == 2
+    assert provider.exchanges == before  # nothing was resumed
+    assert "You are alice" not in text  # the message was not swallowed as a resume either
+    assert "paused: resume with `warrant chat --thread th-3`" in text
+
+
+async def test_interactive_end_of_input_while_paused_says_how_to_resume(
+    provider, checkpoints, monkeypatch
+) -> None:
+    from cli import chat as chat_module
+
+    console, out = _console()
+
+    prompts: list[str] = []
+
+    def ask(prompt: str = "") -> str:
+        prompts.append(prompt)
+        if "resume>" in prompt or len(prompts) > 3:
+            raise EOFError
+        return "show me repositories about AI"
+
+    monkeypatch.setattr(console, "input", ask)
+    assert await chat_module._chat("th-4", [], None, console, ALICE) == 0
+    assert "paused: resume with `warrant chat --thread th-4`" in out.getvalue()
+
+
+def test_connection_panel_names_the_page_once() -> None:
+    from cli.chat import ChatSession
+
+    console, out = _console()
+    session = ChatSession(graph=None, context=ALICE, console=console, thread_id="x")
+    url = "http://127.0.0.1:9400/connected-accounts/connect?connection=github&scopes=gist"
+    session._render_interrupt(
+        {
+            "type": "connection_required",
+            "connection": "github",
+            "missing_scopes": ["gist"],
+            "connect_url": url,
+            "message": f"Connect your github account (gist) to continue: {url}",
+        }
+    )
+    text = out.getvalue()
+    assert text.count(url) == 1
+    assert "github account with access to gist" in text and "press Enter" in text
+
+
+def test_approval_panel_shows_a_time_and_how_to_answer() -> None:
+    from cli.chat import ChatSession
+
+    console, out = _console()
+    session = ChatSession(graph=None, context=ALICE, console=console, thread_id="x")
+    session._render_interrupt(
+        {"type": "approval_pending", "binding_message": "Create gist 42", "expires_at": 0.5e9}
+    )
+    text = out.getvalue()
+    assert "500000000" not in text and "before 00:53:20 UTC" in text
+    assert "warrant approvals approve ID" in text and "Typing here approves nothing" in text
