@@ -18,6 +18,27 @@ from tests.approvals.conftest import pending_interrupt, saved_graph, tool_result
 DEAD = "http://127.0.0.1:9/"  # discard port: connection refused
 
 
+async def _approved_and_due(world, graph, thread_config):
+    """Ask for the Gist, approve it at the provider, and wait until the node may poll."""
+    out = await graph.ainvoke(world.ask(), thread_config, context=world.ctx)
+    record = await world.record(pending_interrupt(out)["approval_id"])
+    world.approve(record)
+    await until_due(record)
+    return record
+
+
+def _break_transition(monkeypatch, status: ApprovalStatus, error: str) -> None:
+    """The ledger fails (as SQLite would) when a record moves to `status`."""
+    original = ApprovalsLedger.transition
+
+    async def broken(self, approval_id, to, **kwargs):
+        if to is status:
+            raise sqlite3.OperationalError(error)
+        return await original(self, approval_id, to, **kwargs)
+
+    monkeypatch.setattr(ApprovalsLedger, "transition", broken)
+
+
 def _digest(world, filename: str) -> str:
     return action_digest(
         "create_public_gist",
@@ -46,18 +67,8 @@ async def test_a_ledger_failing_at_the_redemption_runs_nothing_and_never_twice(
     world, tmp_path, thread_config, monkeypatch
 ) -> None:
     async with saved_graph(tmp_path / "cp.sqlite") as graph:
-        out = await graph.ainvoke(world.ask(), thread_config, context=world.ctx)
-        record = await world.record(pending_interrupt(out)["approval_id"])
-        world.approve(record)
-        await until_due(record)
-        original = ApprovalsLedger.transition
-
-        async def broken(self, approval_id, to, **kwargs):
-            if to is ApprovalStatus.APPROVED:
-                raise sqlite3.OperationalError("attempt to write a readonly database")
-            return await original(self, approval_id, to, **kwargs)
-
-        monkeypatch.setattr(ApprovalsLedger, "transition", broken)
+        await _approved_and_due(world, graph, thread_config)
+        _break_transition(monkeypatch, ApprovalStatus.APPROVED, "attempt to write a readonly db")
         out = await graph.ainvoke(Command(resume=WAKE), thread_config, context=world.ctx)
         monkeypatch.undo()
         assert world.gists() == 0
@@ -89,10 +100,7 @@ async def test_github_down_after_the_approval_fails_once_and_is_never_retried(
     world, tmp_path, thread_config
 ) -> None:
     async with saved_graph(tmp_path / "cp.sqlite") as graph:
-        out = await graph.ainvoke(world.ask(), thread_config, context=world.ctx)
-        record = await world.record(pending_interrupt(out)["approval_id"])
-        world.approve(record)
-        await until_due(record)
+        record = await _approved_and_due(world, graph, thread_config)
         with get_settings.override(github_api_url=DEAD.rstrip("/")):
             out = await graph.ainvoke(Command(resume=WAKE), thread_config, context=world.ctx)
         [result] = tool_results(out)
@@ -129,10 +137,7 @@ async def test_approved_but_connection_failing_runs_nothing(
     from tests.token_vault.helpers import serve
 
     async with saved_graph(tmp_path / "cp.sqlite") as graph:
-        out = await graph.ainvoke(world.ask(), thread_config, context=world.ctx)
-        record = await world.record(pending_interrupt(out)["approval_id"])
-        world.approve(record)
-        await until_due(record)
+        record = await _approved_and_due(world, graph, thread_config)
         if stage == "exchange":
 
             async def down(self, *args, **kwargs):
@@ -167,18 +172,8 @@ async def test_a_ledger_failing_after_the_action_ran_reports_it_and_never_reruns
     world, tmp_path, thread_config, monkeypatch
 ) -> None:
     async with saved_graph(tmp_path / "cp.sqlite") as graph:
-        out = await graph.ainvoke(world.ask(), thread_config, context=world.ctx)
-        record = await world.record(pending_interrupt(out)["approval_id"])
-        world.approve(record)
-        await until_due(record)
-        original = ApprovalsLedger.transition
-
-        async def broken(self, approval_id, to, **kwargs):
-            if to is ApprovalStatus.DONE:
-                raise sqlite3.OperationalError("disk I/O error")
-            return await original(self, approval_id, to, **kwargs)
-
-        monkeypatch.setattr(ApprovalsLedger, "transition", broken)
+        record = await _approved_and_due(world, graph, thread_config)
+        _break_transition(monkeypatch, ApprovalStatus.DONE, "disk I/O error")
         out = await graph.ainvoke(Command(resume=WAKE), thread_config, context=world.ctx)
         monkeypatch.undo()
         # The Gist exists: the user is told where, not that nothing happened.
