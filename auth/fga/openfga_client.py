@@ -2,7 +2,8 @@
 
 Failures are typed for the caller, who fails closed on both:
 - the service is down, slow, refusing our credentials or failing (connection error, timeout,
-  401/403, 429 and 5xx after the SDK's retries, a body that is not OpenFGA's) ->
+  401/403, 429 and 5xx after the SDK's retries, a body that is not OpenFGA's, a decision that
+  is not a JSON boolean, an object list that is not a list of strings) ->
   `auth.errors.ProviderUnavailable`;
 - the request itself is wrong (400/404 with OpenFGA's error body: unknown type, invalid tuple,
   too many tuples, unknown store or model) -> `auth.fga.errors.FGAError` with OpenFGA's code.
@@ -21,10 +22,6 @@ from urllib.parse import urlparse
 import aiohttp
 from openfga_sdk.client import ClientConfiguration, OpenFgaClient
 from openfga_sdk.client.models import (
-    ClientBatchCheckItem,
-    ClientBatchCheckRequest,
-    ClientCheckRequest,
-    ClientListObjectsRequest,
     ClientTuple,
     ClientWriteRequest,
 )
@@ -224,48 +221,55 @@ class OpenFGA:
         contextual_tuples: Sequence[TupleKey] = (),
         context: dict[str, Any] | None = None,
     ) -> bool:
-        body = ClientCheckRequest(
-            user=user,
-            relation=relation,
-            object=object,
-            contextual_tuples=_client_tuples(contextual_tuples),
+        body = self._query_body(
+            tuple_key={"user": user, "relation": relation, "object": object},
+            contextual_tuples=contextual_tuples,
             context=context,
         )
-        response = await self._call("a check", lambda: self._sdk().check(body, self._options()))
-        allowed = getattr(response, "allowed", None)
-        if not isinstance(allowed, bool):
-            raise ProviderUnavailable(SERVICE, f"{self._host} answered a check without a decision")
-        return allowed
+        answer = await self._post_json("a check", "Check", "check", body)
+        return self._decision(answer, "a check")
 
     async def batch_check(self, checks: Sequence[CheckRequest]) -> list[CheckResult]:
-        """Each question answered; requests of at most 50 checks, sent concurrently."""
+        """Each question answered; requests of at most `batch_size` checks, sent concurrently."""
         if not checks:
             return []
         ids = [uuid.uuid4().hex[:32] for _ in checks]
-        items = [
-            ClientBatchCheckItem(
-                user=c.user,
-                relation=c.relation,
-                object=c.object,
-                correlation_id=cid,
-                contextual_tuples=_client_tuples(c.contextual_tuples),
-                context=c.context,
+        items = []
+        for c, cid in zip(checks, ids, strict=True):
+            item: dict[str, Any] = {
+                "tuple_key": {"user": c.user, "relation": c.relation, "object": c.object},
+                "correlation_id": cid,
+            }
+            if c.contextual_tuples:
+                item["contextual_tuples"] = {"tuple_keys": _tuple_dicts(c.contextual_tuples)}
+            if c.context is not None:
+                item["context"] = c.context
+            items.append(item)
+        chunks = [items[i : i + self.batch_size] for i in range(0, len(items), self.batch_size)]
+        answers = await asyncio.gather(
+            *(
+                self._post_json(
+                    "a batch check", "BatchCheck", "batch-check", self._query_body(checks=chunk)
+                )
+                for chunk in chunks
             )
-            for c, cid in zip(checks, ids, strict=True)
-        ]
-        options = self._options(max_batch_size=self.batch_size)
-        response = await self._call(
-            "a batch check",
-            lambda: self._sdk().batch_check(ClientBatchCheckRequest(checks=items), options),
         )
         by_id: dict[str, CheckResult] = {}
-        for single in getattr(response, "result", None) or []:
-            error = getattr(single, "error", None)
-            if error is not None:
-                message = getattr(error, "message", None) or "the check failed"
-                by_id[single.correlation_id] = CheckResult(allowed=False, error=str(message))
-            else:
-                by_id[single.correlation_id] = CheckResult(allowed=bool(single.allowed))
+        for answer in answers:
+            result = answer.get("result")
+            if not isinstance(result, dict):
+                raise self._nonsense("a batch check", "no result map")
+            for cid, single in result.items():
+                if not isinstance(single, dict):
+                    raise self._nonsense("a batch check", "a result that is not an object")
+                error = single.get("error")
+                if error is not None:
+                    if not isinstance(error, dict):
+                        raise self._nonsense("a batch check", "an error that is not an object")
+                    message = error.get("message") or "the check failed"
+                    by_id[str(cid)] = CheckResult(allowed=False, error=str(message))
+                else:
+                    by_id[str(cid)] = CheckResult(allowed=self._decision(single, "a batch check"))
         # a question the server did not answer is unknown, which means no
         return [by_id.get(cid, CheckResult(allowed=False, error="no answer")) for cid in ids]
 
@@ -278,20 +282,76 @@ class OpenFGA:
         contextual_tuples: Sequence[TupleKey] = (),
         context: dict[str, Any] | None = None,
     ) -> list[str]:
-        body = ClientListObjectsRequest(
+        body = self._query_body(
             user=user,
             relation=relation,
             type=type,
-            contextual_tuples=_client_tuples(contextual_tuples),
+            contextual_tuples=contextual_tuples,
             context=context,
         )
-        response = await self._call(
-            "a list-objects", lambda: self._sdk().list_objects(body, self._options())
+        answer = await self._post_json("a list-objects", "ListObjects", "list-objects", body)
+        objects = answer.get("objects")
+        if not isinstance(objects, list) or not all(isinstance(o, str) for o in objects):
+            raise self._nonsense("a list-objects", "no list of object names")
+        return list(objects)
+
+    # The three questions whose answers decide access are sent through the SDK's raw request
+    # (auth, retries and errors as for every call) and their JSON is validated here: the SDK's
+    # models turn `"allowed": "false"` into True and a string `objects` into characters.
+
+    def _query_body(
+        self,
+        *,
+        contextual_tuples: Sequence[TupleKey] = (),
+        context: dict[str, Any] | None = None,
+        **fields: Any,
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = dict(fields)
+        if contextual_tuples:
+            body["contextual_tuples"] = {"tuple_keys": _tuple_dicts(contextual_tuples)}
+        if context is not None:
+            body["context"] = context
+        if self.model_id:
+            body["authorization_model_id"] = self.model_id
+        if self.consistency:
+            body["consistency"] = self.consistency
+        return body
+
+    async def _post_json(
+        self, what: str, operation: str, endpoint: str, body: dict[str, Any]
+    ) -> dict[str, Any]:
+        """POST `body` to `/stores/{store_id}/<endpoint>`; the answer if it is a JSON object."""
+        # The API object, not the client's public `execute_api_request`: that one returns the
+        # body unparsed only on success and crashes on an error body (openfga-sdk 0.10), while
+        # a response type of `object` gives the JSON as it came and errors as for every call.
+        api = self._sdk()._api
+        answer = await self._call(
+            what,
+            lambda: api.execute_api_request(
+                operation_name=operation,
+                method="POST",
+                path=f"/stores/{{store_id}}/{endpoint}",
+                path_params={"store_id": self.store_id},
+                body=body,
+                options={"retry_params": self._retry},
+                response_types_map={200: "object"},
+            ),
         )
-        objects = getattr(response, "objects", None)
-        if objects is None:
-            return []
-        return [str(o) for o in objects]
+        if not isinstance(answer, dict):
+            raise self._nonsense(what, "not a JSON object")
+        return answer
+
+    def _decision(self, answer: dict[str, Any], what: str) -> bool:
+        """`allowed` as a JSON boolean; anything else (a string, a number, null, absent) fails."""
+        allowed = answer.get("allowed")
+        if allowed is True or allowed is False:
+            return allowed
+        raise self._nonsense(what, "no true/false decision")
+
+    def _nonsense(self, what: str, fault: str) -> ProviderUnavailable:
+        return ProviderUnavailable(
+            SERVICE, f"{self._host} answered {what} with something that is not OpenFGA's ({fault})"
+        )
 
     async def list_users(
         self,
@@ -418,6 +478,19 @@ def _client_tuples(tuples: Sequence[TupleKey]) -> list[ClientTuple] | None:
         out.append(
             ClientTuple(user=t.user, relation=t.relation, object=t.object, condition=condition)
         )
+    return out
+
+
+def _tuple_dicts(tuples: Sequence[TupleKey]) -> list[dict[str, Any]]:
+    """Tuples as OpenFGA's JSON `TupleKey`s (with their condition, if any)."""
+    out = []
+    for t in tuples:
+        key: dict[str, Any] = {"user": t.user, "relation": t.relation, "object": t.object}
+        if t.condition_name:
+            key["condition"] = {"name": t.condition_name}
+            if t.condition_context:
+                key["condition"]["context"] = t.condition_context
+        out.append(key)
     return out
 
 
