@@ -8,6 +8,7 @@ user. (The `sub` would be steadier, but the CLI cannot know it without asking th
 from __future__ import annotations
 
 import re
+import unicodedata
 
 DOC_TYPE = "doc"
 PUBLIC = "user:*"
@@ -27,6 +28,30 @@ def fga_user(email: str) -> str:
     if not _EMAIL.match(email):
         raise PrincipalError(f"not an email address: {email!r}")
     return f"user:{email}"
+
+
+def check_fga_user(principal: object) -> str:
+    """`principal` itself if it names one user (`user:<id>`); anything else is an error.
+
+    A userset (`group:g#member`), a wildcard (`user:*`), another type, an empty id or one with
+    whitespace, control characters, `#` or `:` is not a user a search can be run for.
+    """
+    if not isinstance(principal, str):
+        raise PrincipalError(f"not an FGA user: expected user:<id>, got {type(principal).__name__}")
+    kind, sep, user_id = principal.partition(":")
+    if kind != "user" or not sep:
+        raise PrincipalError(f"not an FGA user: {principal!r} (expected user:<id>)")
+    if not user_id:
+        raise PrincipalError(f"not an FGA user: {principal!r} has an empty id")
+    if user_id == "*":
+        raise PrincipalError("not an FGA user: user:* stands for everyone, not one user")
+    if len(user_id) > 254:
+        raise PrincipalError("not an FGA user: the id is longer than 254 characters")
+    if any(ch in "#:*" or ch.isspace() or unicodedata.category(ch)[0] == "C" for ch in user_id):
+        raise PrincipalError(
+            f"not an FGA user: {principal!r} has whitespace, a control character, '#', ':' or '*'"
+        )
+    return principal
 
 
 def _checked(kind: str, value: str) -> str:

@@ -32,11 +32,11 @@ from langchain_core.callbacks import (
 )
 from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, model_validator
 
 from auth.errors import ProviderUnavailable
 from auth.fga.client import CheckRequest
-from vectorstore.principals import DOC_TYPE, doc_id_of
+from vectorstore.principals import DOC_TYPE, check_fga_user, doc_id_of
 from vectorstore.store import CHUNK_INDEX, DOC_ID, SOURCE, TITLE, Hit
 
 log = logging.getLogger(__name__)
@@ -110,6 +110,22 @@ class FGARetriever(BaseRetriever):
     fga_timeout: float = 5.0
     refill_attempts: int = 2  # searches again after the final check revoked something
 
+    @model_validator(mode="after")
+    def _refuse_unusable_settings(self) -> FGARetriever:
+        """Settings under which a search could never finish, or never ask the right question."""
+        check_fga_user(self.user)
+        if self.first_fetch < 1:
+            raise ValueError(f"first_fetch must be at least 1, got {self.first_fetch}")
+        if self.growth < 2:
+            raise ValueError(f"growth must be at least 2 (rounds must widen), got {self.growth}")
+        if self.max_candidates < 1:
+            raise ValueError(f"max_candidates must be at least 1, got {self.max_candidates}")
+        if not self.fga_timeout > 0:
+            raise ValueError(f"fga_timeout must be a positive number, got {self.fga_timeout}")
+        if self.refill_attempts < 0:
+            raise ValueError(f"refill_attempts cannot be negative, got {self.refill_attempts}")
+        return self
+
     # -- LangChain entry points ------------------------------------------------------------
 
     async def _aget_relevant_documents(
@@ -132,6 +148,8 @@ class FGARetriever(BaseRetriever):
 
     async def search(self, query: str) -> RetrievalOutcome:
         """The best `k` chunks the user may see for `query`, with how they were found."""
+        # Checked again here: a field set after construction is not validated by pydantic.
+        check_fga_user(self.user)
         if self.k <= 0:
             return RetrievalOutcome([], "empty")
         run = _Run()

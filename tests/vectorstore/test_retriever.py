@@ -12,6 +12,7 @@ from auth.errors import ProviderUnavailable
 from auth.fga.client import CheckResult
 from settings import get_settings
 from tests.vectorstore.conftest import put
+from vectorstore.principals import PrincipalError
 from vectorstore.retriever import FGARetriever
 from vectorstore.store import DocumentStore, Hit
 
@@ -295,3 +296,59 @@ async def test_candidate_cap_falls_back_to_the_listed_documents(corpus, fga):
     out = await r.search(q)
     assert [d.metadata["doc_id"] for d in out.documents] == ["baking"] * 3
     assert out.store_queries >= 2  # the capped over-fetch, then the listed-documents ranking
+
+
+@pytest.mark.parametrize(
+    "principal",
+    [
+        "group:g0#member",  # a userset: the members of a group, not one user
+        "user:*",  # everyone
+        "user:",  # an empty id
+        "",
+        "doc:garden",
+        "alice@example.com",  # no type at all
+        "user:alice@example.com\n",
+        "user:ali\tce@example.com",
+        "user:alice\x00@example.com",
+        "user:alice\u2028@example.com",
+        "user:alice@example.com#member",
+    ],
+    ids=repr,
+)
+async def test_a_principal_that_is_not_a_user_is_refused_as_such(corpus, fga, principal):
+    with pytest.raises(ValueError, match="not an FGA user"):
+        retriever(corpus, fga, user=principal)
+    # and if set after construction, the search refuses it before asking FGA anything
+    r = retriever(corpus, fga)
+    r.user = principal
+    with pytest.raises(PrincipalError, match="not an FGA user"):
+        await r.search("roses")
+    assert fga.calls == []
+
+
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        ({"growth": 1}, "growth"),
+        ({"growth": 0}, "growth"),
+        ({"growth": -3}, "growth"),
+        ({"first_fetch": 0}, "first_fetch"),
+        ({"first_fetch": -1}, "first_fetch"),
+        ({"max_candidates": 0}, "max_candidates"),
+        ({"fga_timeout": 0}, "fga_timeout"),
+        ({"fga_timeout": float("nan")}, "fga_timeout"),
+        ({"refill_attempts": -1}, "refill_attempts"),
+    ],
+)
+def test_settings_that_could_never_finish_are_refused_when_built(corpus, fga, setting, message):
+    with pytest.raises(ValueError, match=message):
+        retriever(corpus, fga, **setting)
+
+
+async def test_smallest_valid_widening_still_finishes(corpus, fga):
+    """growth 2 and first_fetch 1 over a truncated list: rounds widen until k pass or the end."""
+    fga.list_limit = 1
+    r = retriever(corpus, fga, k=3, list_limit=1, first_fetch=1, growth=2)
+    out = await asyncio.wait_for(r.search("roses and the borrow checker"), timeout=60)
+    assert {d.metadata["doc_id"] for d in out.documents} <= {"garden", "rust", "baking"}
+    assert len(out.documents) == 3
