@@ -4,10 +4,12 @@ user answers (page, JSON API, in-process handle), standing in for Auth0's push a
 Wire protocol (OpenID CIBA Core 1.0 as Auth0 serves it):
 - `POST /bc-authorize`, client authenticated (`client_secret_basic` / `client_secret_post`, a
   client allowed the CIBA grant): `login_hint={"format":"iss_sub","iss":...,"sub":...}`, `scope`
-  with `openid`, `binding_message` (1-64 of letters, digits, whitespace, `+-_.,:#`), optional
+  with `openid`, `binding_message` (1-64 of ASCII letters, digits, spaces, `+-_.,:#`; else
+  `invalid_binding_message`), optional
   `audience`, `requested_expiry` (1-300), `authorization_details` (RAR: a JSON list of objects
   with a `type`), `client_notification_token` (required for ping clients). Answer: `auth_req_id`,
   `expires_in`, `interval`. Errors: `invalid_request`, `invalid_scope`, `unknown_user_id`,
+  `invalid_binding_message`,
   `invalid_authorization_details`, `unauthorized_client` (400), `access_denied` (403, unknown
   audience), `invalid_client` (401).
 - `POST /oauth/token` with `grant_type=urn:openid:params:grant-type:ciba` and `auth_req_id`:
@@ -78,7 +80,9 @@ DEFAULT_EXPIRY = 300  # Auth0's default and maximum requested_expiry
 MAX_EXPIRY = 300
 DEFAULT_INTERVAL = 5  # CIBA Core 7.3's default
 SLOW_DOWN_STEP = 5  # CIBA Core 11: every later poll waits at least 5 s more
-BINDING_MESSAGE = re.compile(r"[A-Za-z0-9\s+\-_.,:#]{1,64}", re.ASCII)
+# Auth0: "up to 64 characters; only alphanumeric and +-_.,:# characters" (and the plain space its
+# own examples use). No other whitespace: a CR, LF or tab would let a message fake a second line.
+BINDING_MESSAGE = re.compile(r"[A-Za-z0-9 +\-_.,:#]{1,64}", re.ASCII)
 # RFC 6750 b64token, as CIBA Core 7.1 asks of client_notification_token (at most 1024 chars)
 NOTIFICATION_TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]{1,1024}=*")
 MAX_AUTHORIZATION_DETAILS = 10
@@ -465,8 +469,9 @@ class CIBAAuthenticator:
             return _error("invalid_request", "Missing required parameter: binding_message")
         if not BINDING_MESSAGE.fullmatch(message) or not message.strip():
             return _error(
-                "invalid_request",
-                "binding_message must be 1 to 64 letters, digits, whitespace or +-_.,:#",
+                "invalid_binding_message",
+                "binding_message must be 1 to 64 letters, digits, spaces or +-_.,:# "
+                "(no tabs, line breaks or other characters)",
             )
         # audience
         audience = form.get("audience") or self.provider.default_audience

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+import unicodedata
 from collections.abc import Awaitable, Callable
 from html import escape
 from typing import TYPE_CHECKING, Any
@@ -26,7 +27,11 @@ _STYLE = (
     "margin:1rem 0}.request h2{font-size:1.15rem}dt{font-weight:600;margin-top:.4rem}"
     "dd{margin-left:0}code{word-break:break-all}table{border-collapse:collapse;width:100%}"
     "td,th{text-align:left;padding:.25rem .4rem;border-bottom:1px solid #eee;font-size:.9rem}"
-    ".notice{background:#eef6ee;padding:.5rem}</style>"
+    ".notice{background:#eef6ee;padding:.5rem}"
+    # every argument in full: long values scroll inside their box instead of being cut
+    "pre.value{white-space:pre-wrap;overflow-wrap:anywhere;overflow:auto;max-height:20rem;"
+    "margin:.2rem 0;padding:.3rem .5rem;background:#f6f6f6;border:1px solid #ddd}"
+    ".ctl{background:#fde2e2;color:#900;border-radius:3px;padding:0 .15rem}</style>"
 )
 
 
@@ -37,9 +42,36 @@ def time_left(seconds: float) -> str:
     return f"{minutes} min {rest} s" if minutes else f"{rest} s"
 
 
+def _visible(text: str) -> str:
+    """`text` escaped for HTML with every character visible: nothing dropped, nothing hidden.
+
+    Control, format (bidi overrides, zero-width), separator, private and unassigned characters
+    would vanish, reorder or be replaced by a browser; each is shown as a marked `U+XXXX`.
+    Line feeds and tabs stay as they are (the box keeps line breaks).
+    """
+    out = []
+    for ch in text:
+        if ch in "\n\t":
+            out.append(ch)
+        elif unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"):
+            code = f"U+{ord(ch):04X}"
+            out.append(f"<span class='ctl' title='{code}'>[{code}]</span>")
+        else:
+            out.append(escape(ch))
+    return "".join(out)
+
+
 def _value(value: Any) -> str:
-    text = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
-    return escape(text)
+    """One value in full, in a scrollable box; objects as one row per key."""
+    if isinstance(value, dict) and value:
+        rows = "".join(
+            f"<dt>{_visible(str(key))}</dt><dd>{_value(item)}</dd>" for key, item in value.items()
+        )
+        return f"<dl class='arguments'>{rows}</dl>"
+    text = (
+        value if isinstance(value, str) else json.dumps(value, sort_keys=True, ensure_ascii=False)
+    )
+    return f"<pre class='value'>{_visible(text)}</pre>"
 
 
 _DETAIL_LABELS = {"tool": "Tool", "action_digest": "Action digest", "type": "Type"}
@@ -52,10 +84,10 @@ def _details(items: list[dict[str, Any]]) -> str:
         rows = []
         for key, label in _DETAIL_LABELS.items():
             if key in item:
-                rows.append(f"<dt>{label}</dt><dd><code>{_value(item[key])}</code></dd>")
+                rows.append(f"<dt>{label}</dt><dd>{_value(item[key])}</dd>")
         for key, value in item.items():
             if key not in _DETAIL_LABELS:
-                rows.append(f"<dt>{escape(str(key))}</dt><dd>{_value(value)}</dd>")
+                rows.append(f"<dt>{_visible(str(key))}</dt><dd>{_value(value)}</dd>")
         out.append(f"<dl class='details'>{''.join(rows)}</dl>")
     return "".join(out)
 

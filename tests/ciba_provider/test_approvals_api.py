@@ -3,6 +3,7 @@ CSRF, per-user isolation and escaping), driven over HTTP as the CLI and a browse
 
 from __future__ import annotations
 
+import html
 import json
 import re
 
@@ -270,3 +271,37 @@ async def test_wait_for_request_finds_the_new_request(idp, clock):
     found = await ciba.wait_for_request(ALICE, binding_message="Second", timeout=1)
     assert found.binding_message == "Second"
     assert json.loads(json.dumps(ciba.view(found)))["status"] == "pending"
+
+
+_PRE = re.compile(r"<pre class='value'>(.*?)</pre>", re.S)
+_MARK = re.compile(r"<span class='ctl' title='U\+([0-9A-F]{4,6})'>\[U\+[0-9A-F]{4,6}\]</span>")
+
+
+async def test_page_shows_every_argument_in_full_and_every_character_visibly(idp, clock):
+    """A long argument is not cut, and characters a browser would hide are shown as U+XXXX."""
+    _, app, _ = idp
+    tail = "TAIL-rm -rf ~ <b>&amp;</b>"
+    content = "line one\nline\ttwo " + "x" * 5000 + " \u202e\u200b\x00\x1b[2J\r\u2028 " + tail
+    details = [
+        {
+            "type": "warrant_tool_call",
+            "tool": "create_public_gist",
+            "action_digest": "a" * 64,
+            "arguments": {"filename": "notes.md", "content": content, "public": True},
+        }
+    ]
+    await _start(app, clock, authorization_details=details)
+    async with http_client(app) as browser:
+        await sign_in(browser)
+        page = (await browser.get("/approvals")).text
+    boxes = _PRE.findall(page)
+    shown = [html.unescape(_MARK.sub(lambda m: chr(int(m.group(1), 16)), box)) for box in boxes]
+    # the whole value, character for character, in one scrollable box
+    assert content in shown and "notes.md" in shown and "true" in shown
+    assert "pre.value{white-space:pre-wrap" in page and "overflow:auto" in page
+    # nothing a browser would drop, reorder or hide reaches it raw
+    for hidden in ("\u202e", "\u200b", "\x00", "\x1b", "\r", "\u2028"):
+        assert hidden not in page
+    for code in ("202E", "200B", "0000", "001B", "000D", "2028"):
+        assert f"[U+{code}]" in page
+    assert "<b>&amp;</b>" not in page and "&lt;b&gt;&amp;amp;&lt;/b&gt;" in page

@@ -247,10 +247,19 @@ async def test_unknown_auth_req_id_and_missing_one(idp, clock):
 
 _BAD_STARTS = [
     # (form changes, status, error)
-    ({"binding_message": "x" * 65}, 400, "invalid_request"),
-    ({"binding_message": "Create <gist>"}, 400, "invalid_request"),
-    ({"binding_message": "Créer un gist"}, 400, "invalid_request"),
-    ({"binding_message": "   "}, 400, "invalid_request"),
+    ({"binding_message": "x" * 65}, 400, "invalid_binding_message"),
+    ({"binding_message": "Create <gist>"}, 400, "invalid_binding_message"),
+    ({"binding_message": "Créer un gist"}, 400, "invalid_binding_message"),
+    ({"binding_message": "   "}, 400, "invalid_binding_message"),
+    # control characters: Auth0's set has no line breaks or tabs (they could fake a line)
+    ({"binding_message": "Create gist a\r\nApprove nothing"}, 400, "invalid_binding_message"),
+    ({"binding_message": "Create gist a\nb"}, 400, "invalid_binding_message"),
+    ({"binding_message": "Create\tgist"}, 400, "invalid_binding_message"),
+    ({"binding_message": "Create gist\x0b"}, 400, "invalid_binding_message"),
+    ({"binding_message": "Create gist\x0c"}, 400, "invalid_binding_message"),
+    ({"binding_message": "Create gist\x00"}, 400, "invalid_binding_message"),
+    ({"binding_message": "Create\u00a0gist"}, 400, "invalid_binding_message"),
+    ({"binding_message": "Create\u2028gist"}, 400, "invalid_binding_message"),
     ({"binding_message": None}, 400, "invalid_request"),
     ({"login_hint": "auth0|alice"}, 400, "invalid_request"),
     (
@@ -398,3 +407,16 @@ async def test_no_token_or_auth_req_id_in_logs_or_reprs(idp, clock, caplog):
     text = caplog.text + repr(ciba.get(request.auth_req_id))
     assert request.auth_req_id not in text
     assert granted.access_token not in text and granted.id_token not in text
+
+
+@pytest.mark.parametrize(
+    "message",
+    ["a", "A" * 64, "Create public gist notes.md #ab12cd", "x+y-z_w.v,u:t#s 0123456789"],
+)
+async def test_binding_messages_in_auth0s_set_are_accepted(idp, message):
+    _, app, ciba = idp
+    async with http_client(app) as http:
+        answer = await http.post("/bc-authorize", data=start_form(binding_message=message))
+    assert answer.status_code == 200, answer.text
+    [record] = ciba.requests(ALICE)
+    assert record.binding_message == message
