@@ -1,8 +1,9 @@
 """`warrant approvals`: answer CIBA approval requests from the terminal, and read the audit trail.
 
-`list`, `approve ID` and `deny ID` talk to the devstack provider's approvals API with your own CLI
-login (`warrant login`), as the push authenticator would; with Auth0, answer on your phone
-(Guardian) instead. `log` prints the agent's approvals ledger (every request and its outcome).
+`list`, `approve ID` and `deny ID` talk to the devstack provider's approvals API with a credential
+of its own that your CLI login (`warrant login`) obtains, as the push authenticator would; with
+Auth0, answer on your phone (Guardian) instead. `log` prints the agent's approvals ledger (every
+request and its outcome).
 """
 
 from __future__ import annotations
@@ -49,14 +50,47 @@ def _fail(message: str, code: int = 1) -> typer.Exit:
     return typer.Exit(code=code)
 
 
-async def _call(method: str, path: str, body: dict[str, Any] | None = None) -> Any:
-    """One request to the provider's approvals API with the stored login's access token."""
+async def _authenticator_token(http: httpx.AsyncClient) -> str:
+    """A credential of the provider's approvals API, for the refresh token only this CLI holds.
+
+    The user's access token is not accepted there: the agent server receives that one.
+    """
     settings = get_settings()
     tokens = await current_tokens()
+    if not tokens.refresh_token:
+        raise LoginRequired("Your login has no refresh token; run `warrant login` again.")
+    response = await http.post(
+        settings.issuer_url + "api/approvals/authenticator",
+        data={"client_id": tokens.client_id, "refresh_token": tokens.refresh_token},
+        headers={"Accept": "application/json"},
+    )
+    try:
+        data = response.json()
+    except ValueError:
+        data = None
+    token = data.get("authenticator_token") if isinstance(data, dict) else None
+    if response.is_success and isinstance(token, str) and token:
+        return token
+    if response.status_code >= 500:
+        raise ProviderUnavailable(_SERVICE, f"HTTP {response.status_code}")
+    if response.status_code == 404:
+        raise ApprovalsAPIError(
+            f"{settings.issuer_url} has no approvals API (the devstack provider has one); "
+            "answer the request on your authenticator instead."
+        )
+    raise LoginRequired(
+        "The identity provider did not accept your login; run `warrant login` again."
+    )
+
+
+async def _call(method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+    """One request to the provider's approvals API with an authenticator credential."""
+    settings = get_settings()
     url = settings.issuer_url + path
-    headers = {"Authorization": f"Bearer {tokens.access_token}", "Accept": "application/json"}
     try:
         async with httpx.AsyncClient(timeout=settings.http_timeout_seconds) as http:
+            token = await _authenticator_token(http)
+            headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
             response = await http.request(method, url, json=body, headers=headers)
     except httpx.TimeoutException:
         raise ProviderUnavailable(

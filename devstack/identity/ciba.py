@@ -29,8 +29,10 @@ Wire protocol (OpenID CIBA Core 1.0 as Auth0 serves it):
 The user's side (only the user a request names may answer it):
 - `GET /approvals`: the signed-in user's pending requests (binding message, client, authorization
   details, scopes and audience, time left) with Approve / Deny forms, and a short history.
-- `GET /api/approvals` and `POST /api/approvals/{id}` (`{"decision": "approve"|"deny"}`) with the
-  user's own CLI access token as bearer (`warrant approvals`); 404 for another user's id, 409 once
+- `POST /api/approvals/authenticator` (`client_id` of the CLI, its `refresh_token`): a short-lived
+  authenticator credential. `GET /api/approvals` and `POST /api/approvals/{id}`
+  (`{"decision": "approve"|"deny"}`) take only that credential as bearer (`warrant approvals`),
+  never an access token (the agent server holds those); 404 for another user's id, 409 once
   decided or expired. Records carry a public `id`, never the `auth_req_id`.
 
 The in-process handle (`provider.extensions["ciba"]`, a `CIBAAuthenticator`), for the demo and

@@ -1,9 +1,18 @@
 """The user's side of CIBA on the local provider: the approvals page and the JSON API behind
-`warrant approvals`, standing in for the push authenticator (see `devstack/identity/ciba.py`)."""
+`warrant approvals`, standing in for the push authenticator (see `devstack/identity/ciba.py`).
+
+The JSON API answers only an authenticator credential: an opaque token that
+`POST /api/approvals/authenticator` issues for the user's own CLI refresh token (a token only the
+CLI holds), never an access token. The agent server receives the user's access token with every
+request; were that token accepted here, the agent could approve its own requests.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import secrets
+import threading
 import time
 import unicodedata
 from collections.abc import Awaitable, Callable
@@ -22,6 +31,8 @@ if TYPE_CHECKING:
 Endpoint = Callable[[Request], Awaitable[Response]]
 HISTORY_SIZE = 10
 MAX_BODY_BYTES = 4096  # {"decision": ...} is all the API takes
+AUTHENTICATOR_TOKEN_SECONDS = 600
+MAX_AUTHENTICATOR_TOKENS = 10_000  # live credentials kept; the oldest go first past this
 _STYLE = (
     "<style>.request{border:1px solid #ccc;border-radius:6px;padding:.2rem 1rem 1rem;"
     "margin:1rem 0}.request h2{font-size:1.15rem}dt{font-weight:600;margin-top:.4rem}"
@@ -149,10 +160,43 @@ def approvals_page(
     )
 
 
+class AuthenticatorCredentials:
+    """Short-lived opaque credentials of the approvals API, kept as hashes, per user."""
+
+    def __init__(self, clock: Callable[[], float], lifetime: float = AUTHENTICATOR_TOKEN_SECONDS):
+        self.clock = clock
+        self.lifetime = lifetime
+        self._lock = threading.Lock()
+        self._live: dict[str, tuple[str, float]] = {}  # sha256(token) -> (sub, expires_at)
+
+    def issue(self, sub: str) -> tuple[str, int]:
+        token = secrets.token_urlsafe(32)
+        now = self.clock()
+        with self._lock:
+            self._live = {h: v for h, v in self._live.items() if v[1] > now}
+            while len(self._live) >= MAX_AUTHENTICATOR_TOKENS:
+                self._live.pop(next(iter(self._live)))
+            self._live[_hash(token)] = (sub, now + self.lifetime)
+        return token, int(self.lifetime)
+
+    def user(self, token: str) -> str | None:
+        with self._lock:
+            found = self._live.get(_hash(token))
+        if found is None or found[1] <= self.clock():
+            return None
+        return found[0]
+
+
+def _hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
 def routes(
     provider: Any, authenticator: CIBAAuthenticator
 ) -> list[tuple[str, Endpoint, list[str]]]:
     """The page (`/approvals`) and the JSON API (`/api/approvals`)."""
+    credentials = AuthenticatorCredentials(provider.clock)
+    authenticator.credentials = credentials  # type: ignore[attr-defined]
 
     def split(user_id: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         views = [authenticator.view(r) for r in authenticator.requests(user_id)]
@@ -224,16 +268,48 @@ def routes(
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             return api_error(401, "invalid_request", "Missing bearer token.")
-        claims = provider.verify_access_token(token.strip())
-        user = provider.users.get(str(claims.get("sub"))) if claims else None
-        if claims is None or user is None:
-            return api_error(401, "invalid_token", "Invalid or expired token.")
-        if claims.get("client_id") not in authenticator.api_clients:
-            # An application's token (the agent's) never answers for the user.
-            return api_error(
-                403, "access_denied", "Approvals are answered with your own CLI login."
-            )
+        sub = credentials.user(token.strip())
+        user = provider.users.get(sub) if sub else None
+        if user is None:
+            if provider.verify_access_token(token.strip()) is not None:
+                # The agent server holds the user's access tokens: they never answer here.
+                return api_error(
+                    401,
+                    "invalid_token",
+                    "Approvals take your authenticator credential (warrant approvals), "
+                    "not an access token.",
+                )
+            return api_error(401, "invalid_token", "Invalid or expired authenticator credential.")
         return user
+
+    async def api_enroll(request: Request) -> Response:
+        """An authenticator credential for the user behind the CLI's own refresh token."""
+        try:
+            _, pairs = await provider.read_params(request)
+        except Exception:  # BadRequest and friends
+            return api_error(400, "invalid_request", "Malformed form.")
+        form = dict(pairs)
+        client_id = form.get("client_id", "")
+        refresh_token = form.get("refresh_token", "")
+        if not client_id or not refresh_token:
+            return api_error(
+                400, "invalid_request", "Missing required parameter: client_id or refresh_token"
+            )
+        client = provider.clients.get(client_id)
+        if client is None or client_id not in authenticator.api_clients:
+            # An application (the agent) never enrolls as the user's authenticator.
+            return api_error(401, "invalid_client", "This client cannot answer approvals.")
+        secret = form.get("client_secret")
+        if not client.is_public and not (secret and client.check_client_secret(secret)):
+            return api_error(401, "invalid_client", "Client authentication failed.")
+        user = provider.user_for_refresh_token(refresh_token, client_id)
+        if user is None:
+            return api_error(400, "invalid_grant", "Unknown, expired or revoked refresh token.")
+        token, expires_in = credentials.issue(user.sub)
+        return JSONResponse(
+            {"authenticator_token": token, "token_type": "Bearer", "expires_in": expires_in},
+            headers={"Cache-Control": "no-store"},
+        )
 
     async def api_list(request: Request) -> Response:
         user = api_user(request)
@@ -281,6 +357,7 @@ def routes(
     return [
         ("/approvals", page, ["GET"]),
         ("/approvals", decide_form, ["POST"]),
+        ("/api/approvals/authenticator", api_enroll, ["POST"]),
         ("/api/approvals", api_list, ["GET"]),
         ("/api/approvals/{approval_id}", api_get, ["GET"]),
         ("/api/approvals/{approval_id}", api_decide, ["POST"]),

@@ -178,6 +178,7 @@ def test_with_the_local_provider_down_every_command_says_to_start_the_devstack(t
                 client_id=settings.cli_client_id,
                 audience=settings.audience,
                 subject="auth0|alice",
+                refresh_token="refresh-token-for-the-approvals-api",
             )
         )
         outcomes = [

@@ -88,11 +88,28 @@ def start_form(**overrides: Any) -> dict[str, str]:
     return {k: v for k, v in form.items() if v is not None}
 
 
-async def user_token(app: Any, email: str = "alice@example.com") -> str:
-    """An access token from the real CLI login (authorization code + PKCE) at the provider."""
+async def user_tokens(app: Any, email: str = "alice@example.com") -> dict[str, Any]:
+    """The token response of the real CLI login (authorization code + PKCE) at the provider."""
     async with http_client(app) as browser:
         await sign_in(browser, email)
-        return (await tokens_for(browser, audience=get_settings().audience))["access_token"]
+        return await tokens_for(browser, audience=get_settings().audience)
+
+
+async def user_token(app: Any, email: str = "alice@example.com") -> str:
+    """An access token from the real CLI login: what the agent server receives."""
+    return (await user_tokens(app, email))["access_token"]
+
+
+async def authenticator_token(app: Any, email: str = "alice@example.com") -> str:
+    """The approvals API's credential, enrolled with the CLI login's refresh token."""
+    refresh_token = (await user_tokens(app, email))["refresh_token"]
+    async with http_client(app) as http:
+        answer = await http.post(
+            "/api/approvals/authenticator",
+            data={"client_id": get_settings().cli_client_id, "refresh_token": refresh_token},
+        )
+    assert answer.status_code == 200, answer.text
+    return answer.json()["authenticator_token"]
 
 
 _KEY_FILE: list[Path] = []

@@ -17,10 +17,13 @@ from .helpers import (
     ALICE,
     BOB,
     Clock,
+    agent_secret,
+    authenticator_token,
     ciba_client,
     fresh_provider,
     http_client,
     user_token,
+    user_tokens,
 )
 
 
@@ -52,7 +55,7 @@ async def test_list_and_approve_through_the_api(idp, clock):
             {"type": "warrant_tool_call", "tool": "create_public_gist", "action_digest": "f" * 64}
         ],
     )
-    token = await user_token(app)
+    token = await authenticator_token(app)
     async with http_client(app) as http:
         listed = await http.get("/api/approvals", headers=bearer(token))
         assert listed.status_code == 200
@@ -95,7 +98,7 @@ async def test_another_users_request_is_invisible_and_undecidable(idp, clock):
     _, app, ciba = idp
     _, request = await _start(app, clock)
     [record] = ciba.pending(ALICE)
-    bob = await user_token(app, "bob@example.com")
+    bob = await authenticator_token(app, "bob@example.com")
     async with http_client(app) as http:
         assert (await http.get("/api/approvals", headers=bearer(bob))).json() == []
         peek = await http.get(f"/api/approvals/{record.id}", headers=bearer(bob))
@@ -117,7 +120,7 @@ async def test_expired_requests_cannot_be_decided(idp, clock):
     _, app, ciba = idp
     await _start(app, clock, requested_expiry=10)
     [record] = ciba.pending(ALICE)
-    token = await user_token(app)
+    token = await authenticator_token(app)
     clock.advance(11)
     async with http_client(app) as http:
         late = await http.post(
@@ -166,7 +169,88 @@ async def test_an_application_token_never_approves(idp, clock):
             json={"decision": "approve"},
             headers=bearer(agent_token),
         )
-    assert answer.status_code == 403
+    assert answer.status_code == 401 and answer.json()["error"] == "invalid_token"
+    assert ciba.get(record.id).status == "pending"
+
+
+async def test_the_users_access_token_never_approves(idp, clock):
+    """The agent server receives the user's own CLI access token with every request: were it
+    accepted here, the agent could approve its own requests."""
+    _, app, ciba = idp
+    await _start(app, clock)
+    [record] = ciba.pending(ALICE)
+    access_token = await user_token(app)
+    async with http_client(app) as http:
+        listed = await http.get("/api/approvals", headers=bearer(access_token))
+        decided = await http.post(
+            f"/api/approvals/{record.id}",
+            json={"decision": "approve"},
+            headers=bearer(access_token),
+        )
+    for answer in (listed, decided):
+        assert answer.status_code == 401, answer.text
+        assert answer.json()["error"] == "invalid_token"
+        assert "authenticator" in answer.json()["error_description"]
+    assert ciba.get(record.id).status == "pending"
+
+
+async def test_authenticator_enrollment_needs_the_clis_own_refresh_token(idp, clock):
+    _, app, ciba = idp
+    await _start(app, clock)
+    [record] = ciba.pending(ALICE)
+    tokens = await user_tokens(app)
+    s = get_settings()
+    agent_id, agent_secret_value = agent_secret()
+    async with http_client(app) as http:
+
+        async def enroll(**form):
+            return await http.post("/api/approvals/authenticator", data=form)
+
+        refused = [
+            # the agent is not the user's authenticator, even with its own secret
+            (
+                await enroll(
+                    client_id=agent_id,
+                    client_secret=agent_secret_value,
+                    refresh_token=tokens["refresh_token"],
+                ),
+                401,
+                "invalid_client",
+            ),
+            (
+                await enroll(client_id="nobody", refresh_token=tokens["refresh_token"]),
+                401,
+                "invalid_client",
+            ),
+            # an access token is not a refresh token
+            (
+                await enroll(client_id=s.cli_client_id, refresh_token=tokens["access_token"]),
+                400,
+                "invalid_grant",
+            ),
+            (
+                await enroll(client_id=s.cli_client_id, refresh_token="made-up"),
+                400,
+                "invalid_grant",
+            ),
+            (await enroll(client_id=s.cli_client_id), 400, "invalid_request"),
+            (await enroll(refresh_token=tokens["refresh_token"]), 400, "invalid_request"),
+        ]
+        for answer, status, error in refused:
+            assert answer.status_code == status, answer.text
+            assert answer.json()["error"] == error
+        # a made-up bearer and an expired credential are refused too
+        token = (
+            await enroll(client_id=s.cli_client_id, refresh_token=tokens["refresh_token"])
+        ).json()["authenticator_token"]
+        made_up = await http.get("/api/approvals", headers=bearer("x" * 43))
+        assert made_up.status_code == 401
+        assert (await http.get("/api/approvals", headers=bearer(token))).status_code == 200
+        clock.advance(601)
+        late = await http.post(
+            f"/api/approvals/{record.id}", json={"decision": "approve"}, headers=bearer(token)
+        )
+    assert late.status_code == 401 and late.json()["error"] == "invalid_token"
     assert ciba.get(record.id).status == "pending"
 
 
@@ -177,7 +261,7 @@ async def test_bad_bodies_are_400(idp, clock, body):
     _, app, ciba = idp
     await _start(app, clock)
     [record] = ciba.pending(ALICE)
-    token = await user_token(app)
+    token = await authenticator_token(app)
     async with http_client(app) as http:
         answer = await http.post(
             f"/api/approvals/{record.id}",

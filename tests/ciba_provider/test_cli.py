@@ -164,13 +164,32 @@ def test_provider_unreachable_and_no_api(ciba_stack, cli_env):
 
 
 def test_a_rejected_login_asks_to_log_in_again(ciba_stack, cli_env):
+    """The approvals API credential comes from the CLI's refresh token: a bad one is a re-login."""
+    _save_login(ciba_stack)
+    stored = TokenFile().load()
+    TokenFile().save(
+        TokenSet(**{**stored.__dict__, "refresh_token": stored.refresh_token[:-4] + "AAAA"})
+    )
+    result = invoke("list")
+    assert result.exit_code == 1 and "warrant login" in result.output
+    TokenFile().save(TokenSet(**{**stored.__dict__, "refresh_token": None}))
+    result = invoke("list")
+    assert result.exit_code == 1 and "warrant login" in result.output
+
+
+def test_the_cli_answers_with_its_own_credential_not_the_access_token(ciba_stack, cli_env):
+    """A broken access token does not matter: the agent server's copy of it approves nothing."""
     _save_login(ciba_stack)
     stored = TokenFile().load()
     TokenFile().save(
         TokenSet(**{**stored.__dict__, "access_token": stored.access_token[:-4] + "AAAA"})
     )
-    result = invoke("list")
-    assert result.exit_code == 1 and "warrant login" in result.output
+    request = _start(ciba_stack)
+    ciba = ciba_stack.provider.extensions["ciba"]
+    record = ciba.get(request.auth_req_id)
+    result = invoke("approve", record.id)
+    assert result.exit_code == 0, result.output
+    assert ciba.get(record.id).status == "approved"
 
 
 async def _record(ledger: ApprovalsLedger, user: str, call: str, message: str, status):
