@@ -43,6 +43,9 @@ class Settings(BaseSettings):
     jwt_leeway_seconds: int = 30
     jwks_min_refresh_seconds: float = 60.0
     http_timeout_seconds: float = 10.0
+    # after a failed discovery or JWKS fetch, callers are refused at once for this long instead
+    # of each waiting on the provider again (a slow provider must not queue requests)
+    provider_failure_cache_seconds: float = 5.0
 
     # devstack (local stand-ins); passwords of the seeded users
     devstack_host: str = "127.0.0.1"

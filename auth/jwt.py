@@ -39,9 +39,6 @@ ALLOWED_ALGORITHMS: tuple[str, ...] = ("RS256", "ES256", "PS256")
 ACCESS_TOKEN_TYPES: frozenset[str] = frozenset({"at+jwt", "application/at+jwt", "jwt"})
 ID_TOKEN_TYPES: frozenset[str] = frozenset({"jwt"})
 MAX_TOKEN_BYTES = 16_384
-# After a failed JWKS fetch, retry sooner than the normal refresh window: a provider that was
-# down at startup must not lock every user out for a whole window.
-FAILED_FETCH_RETRY_SECONDS = 5.0
 _KEY_TYPE_FOR_ALG = {"RS256": RSAKey, "PS256": RSAKey, "ES256": ECKey}
 
 
@@ -109,10 +106,13 @@ class JWKSCache:
     def _may_refresh(self) -> bool:
         if self._fetched_at is None:
             return True
+        # Before any fetch succeeded, retry after the short failure window rather than the
+        # normal refresh window: a provider that was down at startup must not lock every user
+        # out for a whole window.
         window = (
             self._min_refresh
             if self._loaded
-            else min(self._min_refresh, FAILED_FETCH_RETRY_SECONDS)
+            else min(self._min_refresh, get_settings().provider_failure_cache_seconds)
         )
         return self._clock() - self._fetched_at >= window
 

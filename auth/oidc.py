@@ -2,7 +2,9 @@
 
 Every part that talks to the identity provider (JWT validation, CLI login, Token Vault, CIBA)
 asks here instead of hard-coding paths, so the same code works against Auth0 and any OpenID
-provider. A failed fetch is never cached: the next caller asks again.
+provider. Concurrent callers share one in-flight fetch, and a failed fetch is remembered for
+`provider_failure_cache_seconds`: while the provider is slow or down, each request waits at
+most one timeout (or not at all) instead of queueing behind the others' fetches.
 """
 
 from __future__ import annotations
@@ -102,9 +104,12 @@ async def fetch_json(
     """GET a JSON object, turning every kind of failure into `ProviderUnavailable`."""
     seconds = get_settings().http_timeout_seconds if http_timeout is None else http_timeout
     try:
-        async with httpx.AsyncClient(timeout=seconds, transport=transport) as http:
-            response = await http.get(url, headers={"Accept": "application/json"})
-    except httpx.TimeoutException:
+        # httpx's timeout is per operation (connect, each read); the whole answer gets one too,
+        # so a provider trickling bytes cannot hold a request for longer.
+        async with asyncio.timeout(seconds):
+            async with httpx.AsyncClient(timeout=seconds, transport=transport) as http:
+                response = await http.get(url, headers={"Accept": "application/json"})
+    except (httpx.TimeoutException, TimeoutError):
         raise ProviderUnavailable(SERVICE, f"{what} timed out") from None
     except httpx.HTTPError as exc:
         raise ProviderUnavailable(SERVICE, f"{what} failed: {type(exc).__name__}") from None
@@ -122,36 +127,51 @@ async def fetch_json(
 
 
 class DiscoveryCache:
-    """Provider metadata per issuer, fetched on first use and kept for `ttl` seconds."""
+    """Provider metadata per issuer, fetched on first use and kept for `ttl` seconds.
+
+    A failure is kept for `failure_ttl` seconds (default: the settings'
+    `provider_failure_cache_seconds`): callers in that window get the same
+    `ProviderUnavailable` without a fetch.
+    """
 
     def __init__(
         self,
         *,
         ttl: float = DEFAULT_TTL_SECONDS,
+        failure_ttl: float | None = None,
         clock: Callable[[], float] = time.monotonic,
         transport: httpx.AsyncBaseTransport | None = None,
         timeout: float | None = None,
     ) -> None:
         self._ttl = ttl
+        self._failure_ttl = failure_ttl
         self._clock = clock
         self._transport = transport
         self._timeout = timeout
         self._entries: dict[str, tuple[float, ProviderMetadata]] = {}
-        # One lock per (event loop, issuer): concurrent first requests fetch once.
-        self._locks: dict[tuple[int, str], asyncio.Lock] = {}
+        self._failures: dict[str, tuple[float, ProviderUnavailable]] = {}
+        # One in-flight fetch per (event loop, issuer), awaited by every concurrent caller.
+        self._inflight: dict[tuple[int, str], asyncio.Task[ProviderMetadata]] = {}
         self.fetches = 0
-
-    def _lock(self, issuer: str) -> asyncio.Lock:
-        key = (id(asyncio.get_running_loop()), issuer)
-        lock = self._locks.get(key)
-        if lock is None:
-            lock = self._locks[key] = asyncio.Lock()
-        return lock
 
     def _fresh(self, issuer: str) -> ProviderMetadata | None:
         entry = self._entries.get(issuer)
         if entry is not None and self._clock() - entry[0] < self._ttl:
             return entry[1]
+        return None
+
+    def _recent_failure(self, issuer: str) -> ProviderUnavailable | None:
+        failure = self._failures.get(issuer)
+        if failure is None:
+            return None
+        window = (
+            get_settings().provider_failure_cache_seconds
+            if self._failure_ttl is None
+            else self._failure_ttl
+        )
+        if self._clock() - failure[0] < window:
+            return failure[1]
+        del self._failures[issuer]
         return None
 
     async def get(self, issuer: str) -> ProviderMetadata:
@@ -160,11 +180,29 @@ class DiscoveryCache:
         found = self._fresh(issuer)
         if found is not None:
             return found
-        async with self._lock(issuer):
-            found = self._fresh(issuer)
-            if found is not None:
-                return found
-            self.fetches += 1
+        failed = self._recent_failure(issuer)
+        if failed is not None:
+            raise ProviderUnavailable(failed.service, failed.reason)
+        loop = asyncio.get_running_loop()
+        key = (id(loop), issuer)
+        task = self._inflight.get(key)
+        if task is None:
+            task = loop.create_task(self._fetch(issuer))
+            self._inflight[key] = task
+            task.add_done_callback(lambda done: self._settled(key, done))
+        # Shielded: one caller giving up (a client disconnecting) does not cancel the fetch
+        # the others are waiting on.
+        return await asyncio.shield(task)
+
+    def _settled(self, key: tuple[int, str], task: asyncio.Task[ProviderMetadata]) -> None:
+        if self._inflight.get(key) is task:
+            del self._inflight[key]
+        if not task.cancelled():
+            task.exception()  # retrieved here too, in case every waiter gave up first
+
+    async def _fetch(self, issuer: str) -> ProviderMetadata:
+        self.fetches += 1
+        try:
             document = await fetch_json(
                 issuer + DISCOVERY_PATH,
                 what="discovery",
@@ -172,15 +210,21 @@ class DiscoveryCache:
                 transport=self._transport,
             )
             metadata = ProviderMetadata.from_document(document, issuer)
-            self._entries[issuer] = (self._clock(), metadata)
-            return metadata
+        except ProviderUnavailable as exc:
+            self._failures[issuer] = (self._clock(), exc)
+            raise
+        self._failures.pop(issuer, None)
+        self._entries[issuer] = (self._clock(), metadata)
+        return metadata
 
     def forget(self, issuer: str | None = None) -> None:
-        """Drop one issuer's cached metadata, or all of it."""
+        """Drop one issuer's cached metadata and remembered failure, or all of them."""
         if issuer is None:
             self._entries.clear()
+            self._failures.clear()
         else:
             self._entries.pop(normalize_issuer(issuer), None)
+            self._failures.pop(normalize_issuer(issuer), None)
 
 
 _default_cache = DiscoveryCache()

@@ -6,9 +6,12 @@ run in its data folder). The validated token goes to the in-process credential s
 where the graph finds it for the Token Vault.
 
 Authorization denies by default. Threads, runs, assistants, crons and store items belong to
-the user who created them (an `owner` metadata filter); state edits (`threads.update` other
-than cancelling a run, and runs that carry `Command(update=/goto=)` or start from an earlier
-checkpoint) are refused, because a resume must never be steerable by editing state.
+the user who created them (an `owner` metadata filter); the graph's own assistant is known by
+its id, never by metadata a client can write. State edits (`threads.update` other than
+cancelling a run, and runs that carry `Command(update=/goto=)` or start from an earlier
+checkpoint) are refused, because a resume must never be steerable by editing state. What a
+run, a cron or an assistant may carry into the graph (input, command, config, context) is
+checked by `auth/server_requests.py`.
 
 LangGraph Studio sends no token of the user's: its requests are only marked
 `x-auth-scheme: langsmith`. They are refused unless `settings.studio_enabled` (local development
@@ -21,6 +24,8 @@ in langgraph.json those requests reach `authenticate` here, which returns the co
 from __future__ import annotations
 
 import logging
+import sys
+from collections.abc import Iterable
 from typing import Any
 
 from langgraph_sdk import Auth
@@ -29,6 +34,16 @@ from langgraph_sdk.auth import is_studio_user
 from auth import credentials
 from auth.errors import InvalidToken, ProviderUnavailable
 from auth.jwt import JWTValidator, expires_at, scopes
+from auth.server_requests import (
+    MalformedRequest,
+    NotAllowed,
+    RequestRefused,
+    check_command,
+    check_config,
+    check_context,
+    check_input,
+    check_metadata,
+)
 from settings import get_settings
 
 log = logging.getLogger(__name__)
@@ -82,11 +97,37 @@ def _header(headers: dict[bytes, bytes] | None, name: bytes) -> str | None:
     return value.decode("latin-1") if isinstance(value, bytes) else value
 
 
+def authorization_header(raw_headers: Iterable[tuple[bytes, bytes]]) -> str | None:
+    """The request's one `Authorization` header as text; 401 for several, or for non-ASCII.
+
+    Read from the raw ASGI header list: a mapping would keep only the last of several headers,
+    and langgraph-api's own decoding fails on bytes that are not UTF-8.
+    """
+    values = [value for name, value in raw_headers if name.lower() == b"authorization"]
+    if len(values) > 1:
+        raise _unauthorized("Send exactly one Authorization header.", "invalid_request")
+    if not values:
+        return None
+    try:
+        return values[0].decode("ascii")
+    except UnicodeDecodeError:
+        raise _unauthorized(
+            "The Authorization header must be plain ASCII (`Bearer <token>`).", "invalid_request"
+        ) from None
+
+
 @auth.authenticate
-async def authenticate(
+async def authenticate(scope: dict[str, Any]) -> Auth.types.MinimalUserDict:
+    """The caller's identity from the request's bearer JWT; 401 for anything else."""
+    raw = list(scope.get("headers") or [])
+    authorization = authorization_header(raw)
+    return await authenticate_request(authorization, dict(raw))
+
+
+async def authenticate_request(
     authorization: str | None, headers: dict[bytes, bytes] | None = None
 ) -> Auth.types.MinimalUserDict:
-    """The caller's identity from a valid bearer JWT; 401 for anything else."""
+    """The caller's identity from one `Authorization` value (and the other headers)."""
     if _header(headers, b"x-auth-scheme") == "langsmith" and not authorization:
         # Reached only with `disable_studio_auth: true` in langgraph.json (otherwise
         # langgraph-api answers Studio itself and the `@auth.on` handlers below decide).
@@ -182,55 +223,37 @@ def _is_studio(ctx: Auth.types.AuthContext) -> bool:
     return studio and get_settings().studio_enabled
 
 
-def _state_edit_in_run(value: dict[str, Any]) -> str | None:
-    """What in a run request would edit the thread's state, if anything."""
-    kwargs = value.get("kwargs") or {}
-    command = kwargs.get("command") or {}
-    if isinstance(command, dict):
-        for key in ("update", "goto"):
-            if command.get(key) not in (None, [], {}, ""):
-                return f"a command with '{key}'"
-    configurable = (kwargs.get("config") or {}).get("configurable") or {}
-    if isinstance(configurable, dict) and configurable.get("checkpoint_id"):
-        return "a run from an earlier checkpoint"
-    return None
+def _refused(exc: RequestRefused) -> Auth.exceptions.HTTPException:
+    return Auth.exceptions.HTTPException(status_code=exc.status, detail=str(exc))
 
 
-_CONTEXT_KEYS = frozenset({"user_id", "user_email"})
+def check_run_request(kwargs: Any, owner: str, *, studio: bool, what: str = "A run") -> None:
+    """The parts of a run (or of a cron's payload) that reach the graph; raises `RequestRefused`.
 
-
-def _foreign_context(value: dict[str, Any], owner: str) -> str | None:
-    """What in a run's `context` does not belong there, if anything.
-
-    Identity comes from the token; a client may only restate it. A token in the context would
-    be stored with the run by langgraph-api, so any other key is refused outright.
+    Studio, where explicitly enabled on a developer's machine, may edit state (a command's
+    `update`/`goto`, an earlier checkpoint, any input); its context is still checked, so a
+    token never rides along into stored runs.
     """
-    context = (value.get("kwargs") or {}).get("context") or {}
-    if not isinstance(context, dict):
-        return "a context that is not an object"
-    extra = sorted(set(context) - _CONTEXT_KEYS)
-    if extra:
-        return f"context keys {', '.join(extra)}"
-    claimed = context.get("user_id")
-    if claimed not in (None, "", owner):
-        return "a context naming another user"
-    return None
+    if not isinstance(kwargs, dict):
+        raise MalformedRequest(f"{what} must be an object.")
+    if not studio:
+        check_input(kwargs.get("input"))
+        check_command(kwargs.get("command"))
+        check_config(kwargs.get("config"), owner, what=what, identity_only=False)
+    check_context(kwargs.get("context"), owner, what=what)
 
 
 @auth.on.threads.create_run
 async def on_run_create(
     ctx: Auth.types.AuthContext, value: Auth.types.on.threads.create_run.value
 ) -> Auth.types.FilterType:
+    """Runs on threads, stateless runs, and the runs a cron starts, all come through here."""
     owner = owner_of(ctx)
-    # A resume may carry a value (a nudge); it may not rewrite state or jump the graph:
-    # that would be a state edit by another door.
-    edit = _state_edit_in_run(value)  # type: ignore[arg-type]
-    if edit and not _is_studio(ctx):
-        raise _forbidden(f"Editing a thread's state is not allowed ({edit}).")
-    foreign = _foreign_context(value, owner)  # type: ignore[arg-type]
-    if foreign:
-        raise _forbidden(f"A run's context may only restate who you are ({foreign}).")
-    _stamp_owner(value, owner)
+    try:
+        check_run_request(value.get("kwargs") or {}, owner, studio=_is_studio(ctx))
+    except RequestRefused as exc:
+        raise _refused(exc) from None
+    _stamp_owner(value, owner)  # type: ignore[arg-type]
     return {OWNER: owner}
 
 
@@ -271,27 +294,61 @@ async def on_thread_update(
 # assistants -----------------------------------------------------------------------------
 
 
+def system_assistant_ids() -> frozenset[str]:
+    """The ids of the assistants langgraph-api made for the graphs in `langgraph.json`.
+
+    langgraph-api derives them from the graph id (`uuid5(NAMESPACE_GRAPH, graph_id)`) and records
+    them when it registers each graph at startup; no client chooses them. Outside a running
+    server there are none, so nothing counts as the server's own.
+    """
+    module = sys.modules.get("langgraph_api.graph")
+    ids = getattr(module, "SYSTEM_ASSISTANT_IDS", None) or ()
+    return frozenset(str(i) for i in ids)
+
+
+def _check_assistant(value: dict[str, Any], owner: str, *, update: bool) -> None:
+    what = "An assistant"
+    check_config(value.get("config"), owner, what=what)
+    check_context(value.get("context"), owner, what=what)
+    check_metadata(
+        value.get("metadata"), what=what, owner_key=OWNER, owner=owner if update else None
+    )
+    if not update and str(value.get("assistant_id") or "") in system_assistant_ids():
+        raise NotAllowed("That assistant id belongs to the graph's own assistant; choose another.")
+
+
 @auth.on.assistants.create
 async def on_assistant_create(
     ctx: Auth.types.AuthContext, value: Auth.types.on.assistants.create.value
 ) -> Auth.types.FilterType:
     owner = owner_of(ctx)
-    _stamp_owner(value, owner)
+    try:
+        _check_assistant(value, owner, update=False)  # type: ignore[arg-type]
+    except RequestRefused as exc:
+        raise _refused(exc) from None
+    _stamp_owner(value, owner)  # type: ignore[arg-type]
     return {OWNER: owner}
 
 
 @auth.on.assistants.read
 async def on_assistant_read(
     ctx: Auth.types.AuthContext, value: Auth.types.on.assistants.read.value
-) -> Auth.types.FilterType:
-    # The graph's own assistant (created by the server) is readable by every user.
-    return {"$or": [{OWNER: owner_of(ctx)}, {"created_by": "system"}]}
+) -> Auth.types.FilterType | None:
+    owner = owner_of(ctx)
+    # The graph's own assistant is recognised by its id, which no client controls; never by
+    # metadata, which clients write.
+    if str(value.get("assistant_id") or "") in system_assistant_ids():
+        return None
+    return {OWNER: owner}
 
 
 @auth.on.assistants.search
 async def on_assistant_search(
     ctx: Auth.types.AuthContext, value: Auth.types.on.assistants.search.value
 ) -> Auth.types.FilterType:
+    # A listing can only filter on metadata. `created_by` is written by langgraph-api for the
+    # graph's own assistant and refused in every client's create and update (above), and each
+    # client-made assistant carries its owner's stamp.
     return {"$or": [{OWNER: owner_of(ctx)}, {"created_by": "system"}]}
 
 
@@ -299,7 +356,13 @@ async def on_assistant_search(
 async def on_assistant_update(
     ctx: Auth.types.AuthContext, value: Auth.types.on.assistants.update.value
 ) -> Auth.types.FilterType:
-    return {OWNER: owner_of(ctx)}
+    """Updates (each a new version) and `set_latest` (choosing a version) of one's own."""
+    owner = owner_of(ctx)
+    try:
+        _check_assistant(value, owner, update=True)  # type: ignore[arg-type]
+    except RequestRefused as exc:
+        raise _refused(exc) from None
+    return {OWNER: owner}
 
 
 @auth.on.assistants.delete
@@ -312,18 +375,47 @@ async def on_assistant_delete(
 # crons ----------------------------------------------------------------------------------
 
 
+def _check_cron(
+    value: dict[str, Any], ctx: Auth.types.AuthContext, owner: str, *, update: bool
+) -> None:
+    payload = value.get("payload")
+    if payload is not None:
+        # A cron's payload becomes a run each time it fires.
+        check_run_request(payload, owner, studio=_is_studio(ctx), what="A cron's run")
+        if not _is_studio(ctx):
+            check_config(payload.get("config"), owner, what="A cron's run")
+    check_metadata(
+        value.get("metadata"), what="A cron", owner_key=OWNER, owner=owner if update else None
+    )
+
+
 @auth.on.crons.create
 async def on_cron_create(
     ctx: Auth.types.AuthContext, value: Auth.types.on.crons.create.value
 ) -> Auth.types.FilterType:
     owner = owner_of(ctx)
+    try:
+        _check_cron(value, ctx, owner, update=False)  # type: ignore[arg-type]
+    except RequestRefused as exc:
+        raise _refused(exc) from None
     _stamp_owner(value, owner)  # type: ignore[arg-type]
+    return {OWNER: owner}
+
+
+@auth.on.crons.update
+async def on_cron_update(
+    ctx: Auth.types.AuthContext, value: Auth.types.on.crons.update.value
+) -> Auth.types.FilterType:
+    owner = owner_of(ctx)
+    try:
+        _check_cron(value, ctx, owner, update=True)  # type: ignore[arg-type]
+    except RequestRefused as exc:
+        raise _refused(exc) from None
     return {OWNER: owner}
 
 
 @auth.on.crons.read
 @auth.on.crons.search
-@auth.on.crons.update
 @auth.on.crons.delete
 async def on_cron_access(ctx: Auth.types.AuthContext, value: Any) -> Auth.types.FilterType:
     return {OWNER: owner_of(ctx)}

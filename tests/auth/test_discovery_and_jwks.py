@@ -1,4 +1,5 @@
-"""Discovery is fetched once per issuer; the JWKS is refetched on an unknown kid, rate-limited."""
+"""Discovery is fetched once per issuer (one in-flight fetch, failures remembered briefly); the
+JWKS is refetched on an unknown kid, rate-limited."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ from joserfc.jwk import RSAKey
 from auth.errors import ProviderUnavailable
 from auth.jwt import JWTValidator, TokenRejected
 from auth.oidc import DiscoveryCache, ProviderMetadata
+from settings import get_settings
 from tests.auth.jwt_kit import AUDIENCE, ISSUER, FakeIssuer
+from tests.auth.slow_issuer import DISCOVERY, SlowIssuer
 
 
 class Clock:
@@ -54,7 +57,7 @@ async def test_discovery_expires_after_its_ttl() -> None:
     assert issuer.discovery_hits == 2
 
 
-async def test_failures_are_not_cached() -> None:
+async def test_a_failure_is_remembered_briefly_then_retried() -> None:
     calls = {"n": 0}
 
     def handler(request: httpx.Request) -> httpx.Response:
@@ -66,10 +69,97 @@ async def test_failures_are_not_cached() -> None:
             json={"issuer": ISSUER, "jwks_uri": ISSUER + "jwks", "token_endpoint": ISSUER + "t"},
         )
 
-    cache = DiscoveryCache(transport=httpx.MockTransport(handler))
+    clock = Clock()
+    cache = DiscoveryCache(transport=httpx.MockTransport(handler), failure_ttl=5, clock=clock)
     with pytest.raises(ProviderUnavailable, match="HTTP 500"):
         await cache.get(ISSUER)
+    clock.now += 4
+    with pytest.raises(ProviderUnavailable, match="HTTP 500"):  # remembered: no second fetch
+        await cache.get(ISSUER)
+    assert calls["n"] == 1
+    clock.now += 2
     assert (await cache.get(ISSUER)).token_endpoint == ISSUER + "t"
+    assert calls["n"] == 2
+
+
+async def test_the_failure_window_comes_from_the_settings() -> None:
+    calls = {"n": 0}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls["n"] += 1
+        return httpx.Response(503)
+
+    cache = DiscoveryCache(transport=httpx.MockTransport(handler))
+    with get_settings.override(provider_failure_cache_seconds=0):
+        for _ in range(3):
+            with pytest.raises(ProviderUnavailable):
+                await cache.get(ISSUER)
+    assert calls["n"] == 3  # a zero window remembers nothing
+    with get_settings.override(provider_failure_cache_seconds=600):
+        for _ in range(3):
+            with pytest.raises(ProviderUnavailable):
+                await cache.get(ISSUER)
+    assert calls["n"] == 3  # the last failure is within a 600 s window: no more fetches
+
+
+async def test_concurrent_callers_of_a_slow_provider_share_one_fetch() -> None:
+    with SlowIssuer().serving() as slow:
+        cache = DiscoveryCache(timeout=30)
+        callers = [asyncio.create_task(cache.get(slow.url)) for _ in range(3)]
+        assert await asyncio.to_thread(slow.wait_for, DISCOVERY, 1)
+        assert not any(c.done() for c in callers)
+        slow.release()
+        results = await asyncio.gather(*callers)
+    assert all(r is results[0] for r in results)
+    assert slow.hits[DISCOVERY] == 1 and cache.fetches == 1
+
+
+async def test_a_timed_out_fetch_fails_every_waiting_caller_once() -> None:
+    # Before: one lock and no memory of failures, so the callers fetched one after another
+    # (three timeouts in a row for the third) and every later request fetched again.
+    with SlowIssuer().serving() as slow:
+        clock = Clock()
+        cache = DiscoveryCache(timeout=0.5, failure_ttl=30, clock=clock)
+        results = await asyncio.gather(
+            *(cache.get(slow.url) for _ in range(3)), return_exceptions=True
+        )
+        assert all(isinstance(r, ProviderUnavailable) for r in results), results
+        assert all("timed out" in str(r) for r in results)
+        assert slow.hits[DISCOVERY] == 1 and cache.fetches == 1
+        with pytest.raises(ProviderUnavailable, match="timed out"):
+            await cache.get(slow.url)  # within the failure window: refused without a fetch
+        assert slow.hits[DISCOVERY] == 1
+        clock.now += 31
+        slow.release()
+        assert (await cache.get(slow.url)).issuer == slow.url
+        assert slow.hits[DISCOVERY] == 2
+
+
+async def test_a_caller_giving_up_does_not_cancel_the_shared_fetch() -> None:
+    with SlowIssuer().serving() as slow:
+        cache = DiscoveryCache(timeout=30)
+        impatient = asyncio.create_task(cache.get(slow.url))
+        patient = asyncio.create_task(cache.get(slow.url))
+        assert await asyncio.to_thread(slow.wait_for, DISCOVERY, 1)
+        impatient.cancel()
+        slow.release()
+        assert (await patient).issuer == slow.url
+        with pytest.raises(asyncio.CancelledError):
+            await impatient
+    assert slow.hits[DISCOVERY] == 1
+
+
+async def test_a_validator_behind_a_slow_provider_fetches_once_for_concurrent_tokens() -> None:
+    issuer = FakeIssuer()
+    with SlowIssuer().serving() as slow:
+        validator = JWTValidator(slow.url, AUDIENCE, timeout=0.5)
+        results = await asyncio.gather(
+            *(validator.validate(issuer.mint()) for _ in range(3)), return_exceptions=True
+        )
+        assert all(isinstance(r, ProviderUnavailable) for r in results), results
+        with pytest.raises(ProviderUnavailable):
+            await validator.validate(issuer.mint())
+    assert slow.hits[DISCOVERY] == 1
 
 
 @pytest.mark.parametrize(
