@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
+import secrets
+import string
 import time
-import unicodedata
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,28 +31,57 @@ CIBA_GRANT_TYPE = "urn:openid:params:grant-type:ciba"
 DEFAULT_INTERVAL = 5.0  # CIBA Core 7.3: the client polls every 5 s when the provider says nothing
 SLOW_DOWN_STEP = 5.0  # CIBA Core 11 / RFC 8628 3.5: every later poll waits 5 s more
 BINDING_MESSAGE_MAX = 64  # Auth0's limit, within every provider's
-_BINDING_ALLOWED = re.compile(r"[^A-Za-z0-9\s+\-_.,:#]")
+# Auth0's binding-message characters (letters, digits, whitespace, `+-_.,:#`) minus what must
+# never appear: CR, LF and tab (whitespace to Auth0, invisible or layout-changing on a phone)
+# and `+`, which starts escapes here.
+_BINDING_PLAIN = frozenset(string.ascii_letters + string.digits + " -_.,:#")
+_CUT = "..."
+REQUEST_CODE_LENGTH = 5
+_CODE_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I/L: read off a phone
 _SERVICE = "The identity provider"
 
 Metadata = Mapping[str, Any]
 
 
-def binding_message(text: str, digest: str | None = None) -> str:
-    """A valid, deterministic binding message: Auth0's characters only, at most 64 long.
+def escape_binding_text(text: str) -> str:
+    """`text` in Auth0's binding-message characters, every other character shown, not dropped.
 
-    When `digest` is given, its first six characters end the message, so that the user sees on
-    both devices which exact action they are approving.
+    A character outside the set (a Cyrillic o that looks like a Latin one, a tab, a newline)
+    becomes its code point, `U+043E`: visible on the authenticator, so a look-alike name cannot
+    pass unseen. A literal `+` is escaped too (`U+002B`): every `+` in a message starts an escape.
     """
-    suffix = f" #{digest[:6]}" if digest else ""
-    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
-    cleaned = " ".join(_BINDING_ALLOWED.sub(" ", ascii_text).split())
+    return "".join(c if c in _BINDING_PLAIN else f"U+{ord(c):04X}" for c in text)
+
+
+def request_code() -> str:
+    """A short random code that tells two requests for the same action apart on the device."""
+    return "".join(secrets.choice(_CODE_ALPHABET) for _ in range(REQUEST_CODE_LENGTH))
+
+
+def binding_message(text: str, digest: str | None = None, code: str | None = None) -> str:
+    """A valid binding message: Auth0's characters only, at most 64 long, never CR/LF/tab.
+
+    `digest` (its first six characters) and `code` (`request_code()`) end the message, so that
+    the user sees on both devices which exact action, and which request, they are approving.
+    A text too long for the rest is cut between characters (never inside an escape) and ends
+    with `...`, so a shortened message never reads as a complete one.
+    """
+    tail = [f"#{digest[:6]}"] if digest else []
+    if code:
+        tail.append(escape_binding_text(code))
+    suffix = (" " + " ".join(tail)) if tail else ""
     room = BINDING_MESSAGE_MAX - len(suffix)
-    if len(cleaned) > room:
-        cut = cleaned[:room]
-        # Cut at a word boundary when one is reasonably close, so the message stays readable.
-        space = cut.rfind(" ")
-        cleaned = (cut[:space] if space >= room // 2 else cut).rstrip(" +-_.,:#")
-    return (cleaned or "Approve action") + suffix
+    pieces = [escape_binding_text(c) for c in text.strip(" ")]
+    body = "".join(pieces)
+    if len(body) > room:
+        kept, size = [], 0
+        for piece in pieces:
+            if size + len(piece) > room - len(_CUT):
+                break
+            kept.append(piece)
+            size += len(piece)
+        body = "".join(kept).rstrip(" ") + _CUT
+    return (body or "Approve action") + suffix
 
 
 def authorization_details(tool_name: str, digest: str, **extra: Any) -> list[dict[str, Any]]:

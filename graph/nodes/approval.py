@@ -52,7 +52,7 @@ from auth.approvals_ledger import (
     LedgerError,
     action_digest,
 )
-from auth.ciba import ApprovalGranted, authorization_details, binding_message
+from auth.ciba import ApprovalGranted, authorization_details, binding_message, request_code
 from auth.errors import (
     ApprovalDenied,
     ApprovalExpired,
@@ -476,7 +476,9 @@ async def _approve(
             **where,
             tool_name=tool.name,
             action_digest=digest,
-            binding_message=binding_message(_binding_text(need, tool, args), digest),
+            binding_message=binding_message(
+                _binding_text(need, tool, args), digest, request_code()
+            ),
         )
     except LedgerError as exc:
         return {"messages": [error_message(call, f"{exc}; nothing was done.")]}

@@ -20,6 +20,7 @@ from auth.ciba import (
     CIBAClient,
     authorization_details,
     binding_message,
+    request_code,
 )
 from auth.errors import ApprovalDenied, ApprovalExpired, ApprovalPending, ProviderUnavailable
 
@@ -264,17 +265,44 @@ async def test_ping_mode_sends_the_notification_token() -> None:
         "",
         "+-_.,:#",
         "a" * 30 + " " + "b" * 60,
+        "line\r\nbreak\ttab\x00nul\u2028sep",
+        "\u043e" * 40,
     ],
 )
 def test_binding_messages_are_valid_and_deterministic(text: str) -> None:
-    message = binding_message(text, "0123456789abcdef")
-    assert message == binding_message(text, "0123456789abcdef")
+    message = binding_message(text, "0123456789abcdef", "K7Q2X")
+    assert message == binding_message(text, "0123456789abcdef", "K7Q2X")
     assert 0 < len(message) <= BINDING_MESSAGE_MAX
     assert all(c.isascii() and (c.isalnum() or c in " +-_.,:#") for c in message)
+    assert not set(message) & {"\r", "\n", "\t"}
     assert message == message.strip()
-    assert message.endswith("#012345")
+    assert message.endswith("#012345 K7Q2X")
 
 
 def test_binding_message_keeps_what_it_can() -> None:
     assert binding_message("Create public gist: notes.md") == "Create public gist: notes.md"
     assert binding_message("") == "Approve action"
+
+
+def test_characters_outside_the_set_are_shown_as_escapes_never_dropped() -> None:
+    # A Cyrillic o (U+043E) in a file name used to vanish: "n\u043etes.md" was shown as
+    # the look-alike "notes.md".
+    assert binding_message("Create public gist n\u043etes.md") == "Create public gist nU+043Etes.md"
+    assert binding_message("café") == "cafU+00E9"
+    assert binding_message("a+b") == "aU+002Bb"  # every "+" in a message starts an escape
+    assert binding_message("a\nb\tc\rd") == "aU+000AbU+0009cU+000Dd"
+    assert binding_message("🚀") == "U+1F680"
+
+
+def test_a_shortened_message_says_so_and_never_cuts_an_escape() -> None:
+    message = binding_message("Create public gist " + "\u043e" * 20, "0123456789abcdef", "K7Q2X")
+    body = message.removesuffix(" #012345 K7Q2X")
+    assert body.endswith("...") and len(message) <= BINDING_MESSAGE_MAX
+    assert body.removesuffix("...").endswith("U+043E")
+    assert binding_message("x" * 100).endswith("...")
+
+
+def test_request_codes_differ_between_requests() -> None:
+    codes = {request_code() for _ in range(200)}
+    assert len(codes) > 190
+    assert all(len(c) == 5 and set(c) <= set("ABCDEFGHJKMNPQRSTUVWXYZ23456789") for c in codes)
