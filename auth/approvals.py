@@ -23,6 +23,7 @@ from pydantic import SecretStr
 
 from auth.approvals_ledger import ApprovalRecord, ApprovalsLedger
 from auth.ciba import DEFAULT_INTERVAL, ApprovalRequest, CIBAClient
+from auth.jwt import ID_TOKEN_TYPES, JWTValidator
 from settings import Settings, get_settings
 
 DeliveryMode = Literal["poll", "ping"]
@@ -86,7 +87,18 @@ async def get_ciba_client(settings: Settings | None = None) -> CIBAClient:
         # Built on a worker thread: creating an HTTP client loads TLS certificates (blocking).
         made = await asyncio.to_thread(
             lambda: CIBAClient(
-                s.issuer_url, s.agent_client_id, secret, timeout=s.http_timeout_seconds
+                s.issuer_url,
+                s.agent_client_id,
+                secret,
+                timeout=s.http_timeout_seconds,
+                id_tokens=JWTValidator(
+                    s.issuer_url,
+                    s.agent_client_id,
+                    token_types=ID_TOKEN_TYPES,
+                    leeway=s.jwt_leeway_seconds,
+                    jwks_min_refresh_seconds=s.jwks_min_refresh_seconds,
+                    timeout=s.http_timeout_seconds,
+                ),
             )
         )
         client = cache.setdefault(key, made)
@@ -139,6 +151,7 @@ def request_of(record: ApprovalRecord) -> ApprovalRequest:
         expires_at=record.expires_at if record.expires_at is not None else time.time() + 300,
         interval=record.poll_interval or DEFAULT_INTERVAL,
         not_before=record.next_poll_at or 0.0,
+        started_at=record.created_at,  # reserved just before the push: no ID token is older
     )
 
 

@@ -8,11 +8,13 @@ publishes `backchannel_authentication_endpoint`. Tokens a grant returns stay in 
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import hmac
 import json
-import re
+import secrets
+import string
 import time
-import unicodedata
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,36 +25,72 @@ from auth.errors import (
     ApprovalDenied,
     ApprovalExpired,
     ApprovalPending,
+    AuthError,
+    InvalidToken,
     ProviderUnavailable,
     provider_text,
 )
+from auth.jwt import ID_TOKEN_TYPES, JWTValidator
 
 CIBA_GRANT_TYPE = "urn:openid:params:grant-type:ciba"
 DEFAULT_INTERVAL = 5.0  # CIBA Core 7.3: the client polls every 5 s when the provider says nothing
 SLOW_DOWN_STEP = 5.0  # CIBA Core 11 / RFC 8628 3.5: every later poll waits 5 s more
 BINDING_MESSAGE_MAX = 64  # Auth0's limit, within every provider's
-_BINDING_ALLOWED = re.compile(r"[^A-Za-z0-9\s+\-_.,:#]")
+# Auth0's binding-message characters (letters, digits, whitespace, `+-_.,:#`) minus what must
+# never appear: CR, LF and tab (whitespace to Auth0, invisible or layout-changing on a phone)
+# and `+`, which starts escapes here.
+_BINDING_PLAIN = frozenset(string.ascii_letters + string.digits + " -_.,:#")
+_CUT = "..."
+REQUEST_CODE_LENGTH = 5
+_CODE_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I/L: read off a phone
 _SERVICE = "The identity provider"
+# An approval's ID token is minted when the grant is redeemed (this very poll): one older than
+# this (beyond the clock leeway) answers something else, or is replayed.
+ID_TOKEN_MAX_AGE_SECONDS = 300.0
+AUTH_REQ_ID_CLAIM = "urn:openid:params:jwt:claim:auth_req_id"  # CIBA Core 10.3.1
 
 Metadata = Mapping[str, Any]
 
 
-def binding_message(text: str, digest: str | None = None) -> str:
-    """A valid, deterministic binding message: Auth0's characters only, at most 64 long.
+def escape_binding_text(text: str) -> str:
+    """`text` in Auth0's binding-message characters, every other character shown, not dropped.
 
-    When `digest` is given, its first six characters end the message, so that the user sees on
-    both devices which exact action they are approving.
+    A character outside the set (a Cyrillic o that looks like a Latin one, a tab, a newline)
+    becomes its code point, `U+043E`: visible on the authenticator, so a look-alike name cannot
+    pass unseen. A literal `+` is escaped too (`U+002B`): every `+` in a message starts an escape.
     """
-    suffix = f" #{digest[:6]}" if digest else ""
-    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
-    cleaned = " ".join(_BINDING_ALLOWED.sub(" ", ascii_text).split())
+    return "".join(c if c in _BINDING_PLAIN else f"U+{ord(c):04X}" for c in text)
+
+
+def request_code() -> str:
+    """A short random code that tells two requests for the same action apart on the device."""
+    return "".join(secrets.choice(_CODE_ALPHABET) for _ in range(REQUEST_CODE_LENGTH))
+
+
+def binding_message(text: str, digest: str | None = None, code: str | None = None) -> str:
+    """A valid binding message: Auth0's characters only, at most 64 long, never CR/LF/tab.
+
+    `digest` (its first six characters) and `code` (`request_code()`) end the message, so that
+    the user sees on both devices which exact action, and which request, they are approving.
+    A text too long for the rest is cut between characters (never inside an escape) and ends
+    with `...`, so a shortened message never reads as a complete one.
+    """
+    tail = [f"#{digest[:6]}"] if digest else []
+    if code:
+        tail.append(escape_binding_text(code))
+    suffix = (" " + " ".join(tail)) if tail else ""
     room = BINDING_MESSAGE_MAX - len(suffix)
-    if len(cleaned) > room:
-        cut = cleaned[:room]
-        # Cut at a word boundary when one is reasonably close, so the message stays readable.
-        space = cut.rfind(" ")
-        cleaned = (cut[:space] if space >= room // 2 else cut).rstrip(" +-_.,:#")
-    return (cleaned or "Approve action") + suffix
+    pieces = [escape_binding_text(c) for c in text.strip(" ")]
+    body = "".join(pieces)
+    if len(body) > room:
+        kept, size = [], 0
+        for piece in pieces:
+            if size + len(piece) > room - len(_CUT):
+                break
+            kept.append(piece)
+            size += len(piece)
+        body = "".join(kept).rstrip(" ") + _CUT
+    return (body or "Approve action") + suffix
 
 
 def authorization_details(tool_name: str, digest: str, **extra: Any) -> list[dict[str, Any]]:
@@ -72,6 +110,7 @@ class ApprovalRequest:
     not_before: float = 0.0  # the earliest next poll (interval, Retry-After)
     scopes: tuple[str, ...] = ()
     audience: str | None = None
+    started_at: float | None = None  # when it was sent: no ID token for it can be older
 
     def expired(self, now: float | None = None) -> bool:
         """True when the expiry the provider announced has passed."""
@@ -90,8 +129,25 @@ class ApprovalGranted:
     refresh_token: str | None = field(default=None, repr=False)
 
 
+class ApprovalUnverified(AuthError):
+    """The token endpoint said "approved", but its answer does not prove that the user this
+    request was for approved it (no ID token, a bad signature, another user or audience, an old
+    token). Nothing may run on it; `reason` says why in words and never quotes a token."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(
+            f"The identity provider's approval could not be verified ({reason}); nothing was done."
+        )
+
+
 class CIBAClient:
-    """A confidential client that starts CIBA requests and polls for their outcome."""
+    """A confidential client that starts CIBA requests and polls for their outcome.
+
+    A grant counts only with a valid ID token (OpenID Connect Core 3.1.3.7, as CIBA Core 10.1.1
+    returns one): signed by a key from the issuer's JWKS, `iss` the issuer, `aud` (and `azp`)
+    this client, `sub` the user the request was for, issued after the request and recently.
+    """
 
     def __init__(
         self,
@@ -103,9 +159,14 @@ class CIBAClient:
         timeout: float = 10.0,
         metadata: Metadata | Callable[[], Awaitable[Metadata]] | None = None,
         clock: Callable[[], float] = time.time,
+        id_tokens: JWTValidator | None = None,
     ) -> None:
         self.issuer = issuer.rstrip("/") + "/"
         self._client_id = client_id
+        # The ID token's audience is this client (not the API): one validator per client.
+        self._id_tokens = id_tokens or JWTValidator(
+            self.issuer, client_id, token_types=ID_TOKEN_TYPES, clock=clock, timeout=timeout
+        )
         self._client_secret = client_secret
         self._http = http or httpx.AsyncClient(timeout=timeout)
         self._owns_http = http is None
@@ -189,10 +250,15 @@ class CIBAClient:
             not_before=now + float(interval),
             scopes=tuple(scope_list),
             audience=audience,
+            started_at=now,
         )
 
     async def poll(self, request: ApprovalRequest) -> ApprovalGranted:
-        """Ask once whether the user answered; raise unless they approved."""
+        """Ask once whether the user answered; raise unless they approved.
+
+        `ApprovalUnverified` when the provider says "approved" without proving it for this
+        request's user: the grant is spent, and nothing may run on it.
+        """
         url = await self._endpoint("token_endpoint")
         response = await self._post(
             url, {"grant_type": CIBA_GRANT_TYPE, "auth_req_id": request.auth_req_id}
@@ -200,7 +266,9 @@ class CIBAClient:
         body = await self._json(response, "token")
         now = self._clock()
         if response.status_code == 200:
-            return _granted(body, now)
+            granted = _granted(body, now)
+            await self.verify_grant(granted, request)
+            return granted
         error = body.get("error")
         if error == "authorization_pending":
             request.not_before = now + request.interval
@@ -229,6 +297,39 @@ class CIBAClient:
             _SERVICE,
             f"unexpected answer to the approval poll ({_error_label(body, self._client_secret)})",
         )
+
+    async def verify_grant(self, granted: ApprovalGranted, request: ApprovalRequest) -> None:
+        """Raise `ApprovalUnverified` unless the grant's ID token proves that `request.user_id`
+        approved, just now, at this issuer, for this client (`ProviderUnavailable` when the
+        issuer's keys cannot be fetched: fail closed)."""
+        if not granted.id_token:
+            raise ApprovalUnverified("the answer carried no ID token")
+        try:
+            claims = await self._id_tokens.validate(
+                granted.id_token, audience=self._client_id, token_types=ID_TOKEN_TYPES
+            )
+        except InvalidToken as exc:  # its message is written to be shown; it quotes no token
+            raise ApprovalUnverified(f"its ID token was refused: {exc}") from None
+        now, leeway = self._clock(), float(self._id_tokens.leeway)
+        if claims.get("sub") != request.user_id:
+            raise ApprovalUnverified("the ID token is for another user")
+        azp = claims.get("azp")
+        if azp is not None and azp != self._client_id:
+            raise ApprovalUnverified("the ID token was issued to another client")
+        iat = claims.get("iat")
+        if isinstance(iat, bool) or not isinstance(iat, int | float):
+            raise ApprovalUnverified("the ID token does not say when it was issued")
+        oldest = now - ID_TOKEN_MAX_AGE_SECONDS
+        if request.started_at is not None:
+            oldest = max(oldest, request.started_at)
+        if iat < oldest - leeway or iat > now + leeway:
+            raise ApprovalUnverified("the ID token was not issued for this approval (its iat)")
+        at_hash = claims.get("at_hash")
+        if at_hash is not None and not _hash_matches(at_hash, granted.access_token):
+            raise ApprovalUnverified("the ID token does not belong to the access token")
+        bound = claims.get(AUTH_REQ_ID_CLAIM)
+        if bound is not None and bound != request.auth_req_id:
+            raise ApprovalUnverified("the ID token answers another approval request")
 
     async def _post(self, url: str, form: dict[str, str]) -> httpx.Response:
         # client_secret_post: what Auth0 documents for CIBA, and every provider accepts it.
@@ -299,6 +400,14 @@ def _granted(body: dict[str, Any], now: float) -> ApprovalGranted:
         if isinstance(body.get("refresh_token"), str)
         else None,
     )
+
+
+def _hash_matches(claimed: Any, token: str) -> bool:
+    """OpenID Connect `at_hash`: the left half of the token's SHA-256, base64url (every
+    algorithm this client accepts, RS256, PS256 and ES256, hashes with SHA-256)."""
+    digest = hashlib.sha256(token.encode("ascii", "replace")).digest()
+    expected = base64.urlsafe_b64encode(digest[: len(digest) // 2]).rstrip(b"=")
+    return isinstance(claimed, str) and hmac.compare_digest(expected, claimed.encode())
 
 
 def _positive_number(value: Any, *, allow_zero: bool = False) -> bool:

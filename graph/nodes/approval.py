@@ -52,7 +52,13 @@ from auth.approvals_ledger import (
     LedgerError,
     action_digest,
 )
-from auth.ciba import ApprovalGranted, authorization_details, binding_message
+from auth.ciba import (
+    ApprovalGranted,
+    ApprovalUnverified,
+    authorization_details,
+    binding_message,
+    request_code,
+)
 from auth.errors import (
     ApprovalDenied,
     ApprovalExpired,
@@ -384,6 +390,17 @@ async def _poll(
         return await _settle(
             ledger, call, record, ApprovalStatus.EXPIRED, "expired", error_message(call, text)
         )
+    except ApprovalUnverified as exc:
+        # The grant is spent at the provider and proves nothing: fail it, say why, run nothing.
+        log.warning("approval %s: grant not verified: %s", record.id, exc.reason)
+        return await _settle(
+            ledger,
+            call,
+            record,
+            ApprovalStatus.FAILED,
+            "grant not verified: " + exc.reason,
+            error_message(call, str(exc)),
+        )
     except ProviderUnavailable as exc:
         return await _settle(
             ledger, call, record, ApprovalStatus.FAILED, exc.reason, error_message(call, str(exc))
@@ -476,7 +493,9 @@ async def _approve(
             **where,
             tool_name=tool.name,
             action_digest=digest,
-            binding_message=binding_message(_binding_text(need, tool, args), digest),
+            binding_message=binding_message(
+                _binding_text(need, tool, args), digest, request_code()
+            ),
         )
     except LedgerError as exc:
         return {"messages": [error_message(call, f"{exc}; nothing was done.")]}

@@ -6,6 +6,8 @@ answer of CIBA Core and Auth0 one by one: pending, slow_down, denial versus expi
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 from collections.abc import Callable
 from urllib.parse import parse_qs
@@ -17,13 +19,18 @@ from auth.ciba import (
     BINDING_MESSAGE_MAX,
     CIBA_GRANT_TYPE,
     ApprovalRequest,
+    ApprovalUnverified,
     CIBAClient,
     authorization_details,
     binding_message,
+    request_code,
 )
 from auth.errors import ApprovalDenied, ApprovalExpired, ApprovalPending, ProviderUnavailable
+from auth.jwt import ID_TOKEN_TYPES, JWTValidator
+from tests.auth.jwt_kit import FakeIssuer, tamper
 
 ISSUER = "https://tenant.example.com/"
+ISSUER_KEYS = FakeIssuer(ISSUER)  # the tenant's signing keys: its JWKS and the ID tokens
 
 
 class Clock:
@@ -43,6 +50,7 @@ def _discovery(bc_path: str = "/bc-authorize", token_path: str = "/oauth/token")
         "token_endpoint": f"https://tenant.example.com{token_path}",
         "backchannel_authentication_endpoint": f"https://tenant.example.com{bc_path}",
         "backchannel_token_delivery_modes_supported": ["poll", "ping"],
+        "jwks_uri": "https://tenant.example.com/.well-known/jwks.json",
     }
 
 
@@ -53,13 +61,49 @@ def _client(
     doc = discovery or _discovery()
 
     def route(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/.well-known/jwks.json":
+            keys = [k.as_dict(private=False) for k in ISSUER_KEYS.published]
+            return httpx.Response(200, json={"keys": keys})
         seen.append(request)
         if request.url.path == "/.well-known/openid-configuration":
             return httpx.Response(200, json=doc)
         return handler(request)
 
-    http = httpx.AsyncClient(transport=httpx.MockTransport(route))
-    return CIBAClient(ISSUER, "agent", "secret", http=http, clock=clock or Clock()), seen
+    transport = httpx.MockTransport(route)
+    clock = clock or Clock()
+    id_tokens = JWTValidator(
+        ISSUER, "agent", token_types=ID_TOKEN_TYPES, clock=clock, transport=transport
+    )
+    http = httpx.AsyncClient(transport=transport)
+    client = CIBAClient(ISSUER, "agent", "secret", http=http, clock=clock, id_tokens=id_tokens)
+    return client, seen
+
+
+def id_token(now: float, access_token: str | None = None, **changes: object) -> str:
+    """An ID token from the tenant for `auth0|a` (the user `_request` asks), to `agent`."""
+    claims: dict[str, object] = {
+        "sub": "auth0|a",
+        "aud": "agent",
+        "iat": int(now),
+        "exp": int(now) + 600,
+        "scope": None,
+    }
+    if access_token is not None:
+        digest = hashlib.sha256(access_token.encode()).digest()[:16]
+        claims["at_hash"] = base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+    claims.update(changes)
+    return ISSUER_KEYS.mint(typ="JWT", **claims)
+
+
+def grant(now: float, access_token: str = "AT-SECRET", **changes: object) -> dict[str, object]:
+    """A token endpoint's 200 answer for an approval, with an ID token (override its claims)."""
+    return {
+        "access_token": access_token,
+        "id_token": id_token(now, access_token, **changes),
+        "expires_in": 60,
+        "token_type": "Bearer",
+        "scope": "openid create:gist",
+    }
 
 
 def _form(request: httpx.Request) -> dict[str, str]:
@@ -109,15 +153,16 @@ async def test_discovery_with_other_paths_is_followed() -> None:
         if request.url.path == "/ciba/authorize":
             return _ok_start(request)
         if request.url.path == "/connect/token":
-            return httpx.Response(200, json={"access_token": "at", "expires_in": 60})
+            return httpx.Response(200, json=grant(1_000_000.0, "at"))
         return httpx.Response(404, json={"error": "not_found"})
 
     client, seen = _client(handler, discovery=_discovery("/ciba/authorize", "/connect/token"))
     request = await client.start("auth0|a", "Approve", [])
     granted = await client.poll(request)
     assert granted.access_token == "at"
-    assert [r.url.path for r in seen[1:]] == ["/ciba/authorize", "/connect/token"]
-    assert _form(seen[-1])["grant_type"] == CIBA_GRANT_TYPE
+    assert [r.url.path for r in seen[1:]][:2] == ["/ciba/authorize", "/connect/token"]
+    [token_request] = [r for r in seen if r.url.path == "/connect/token"]
+    assert _form(token_request)["grant_type"] == CIBA_GRANT_TYPE
 
 
 @pytest.mark.parametrize(
@@ -234,19 +279,90 @@ async def test_poll_nonsense_is_provider_unavailable(status: int, body: dict) ->
 
 async def test_granted_tokens_do_not_print() -> None:
     clock = Clock()
-    answer = {
-        "access_token": "AT-SECRET",
-        "id_token": "ID-SECRET",
-        "refresh_token": "RT-SECRET",
-        "expires_in": 60,
-        "scope": "openid create:gist",
-        "token_type": "Bearer",
-    }
+    answer = {**grant(clock.now), "refresh_token": "RT-SECRET"}
     client, _ = _client(lambda r: httpx.Response(200, json=answer), clock)
     granted = await client.poll(_request(clock))
     assert granted.access_token == "AT-SECRET"
     assert granted.expires_at == clock.now + 60
-    assert "SECRET" not in repr(granted)
+    assert "SECRET" not in repr(granted) and answer["id_token"] not in repr(granted)
+
+
+def _forged_answers(now: float) -> dict[str, dict[str, object]]:
+    """Token endpoint 200s that must not count as the approval of `auth0|a` by `_request`."""
+    bob = grant(now, "AT-BOB", sub="auth0|bob")  # bob's genuine tokens, for another request
+    no_id = {k: v for k, v in grant(now).items() if k != "id_token"}
+    other_key = FakeIssuer(ISSUER)
+    return {
+        "another user's genuine grant": bob,
+        "no id_token": no_id,
+        "id_token not a string": {**grant(now), "id_token": {"sub": "auth0|a"}},
+        "bad signature": {**grant(now), "id_token": tamper(id_token(now, "AT-SECRET"))},
+        "unknown key, known kid": {
+            **grant(now),
+            "id_token": other_key.mint(
+                typ="JWT", kid="rsa-1", sub="auth0|a", aud="agent", iat=int(now), exp=int(now) + 60
+            ),
+        },
+        "wrong aud": grant(now, aud="another-client"),
+        "access token as id token": {
+            **grant(now),
+            "id_token": ISSUER_KEYS.mint(
+                sub="auth0|a", aud="https://api.example", iat=int(now), exp=int(now) + 60
+            ),
+        },
+        "wrong azp": grant(now, aud=["agent", "other"], azp="other"),
+        "wrong iss": grant(now, iss="https://evil.example.com/"),
+        "stale iat": grant(now, iat=int(now) - 3600),
+        "iat before the request": grant(now, iat=int(now) - 200),
+        "iat in the future": grant(now, iat=int(now) + 3600),
+        "expired": grant(now, iat=int(now) - 120, exp=int(now) - 60),
+        "at_hash of another access token": {**grant(now), "access_token": "AT-SWAPPED"},
+        "auth_req_id claim of another request": grant(
+            now, **{"urn:openid:params:jwt:claim:auth_req_id": "req-other"}
+        ),
+        "unsigned": {**grant(now), "id_token": ISSUER_KEYS.unsigned(sub="auth0|a", aud="agent")},
+        "hmac with the public key": {
+            **grant(now),
+            "id_token": ISSUER_KEYS.hs256_with_public_key(sub="auth0|a", aud="agent"),
+        },
+    }
+
+
+@pytest.mark.parametrize("case", sorted(_forged_answers(1_000_000.0)))
+async def test_a_grant_counts_only_with_a_valid_id_token_for_the_requested_user(case: str) -> None:
+    clock = Clock()
+    answer = _forged_answers(clock.now)[case]
+    client, _ = _client(lambda r: httpx.Response(200, json=answer), clock)
+    request = _request(clock)
+    request.started_at = clock.now - 100  # "iat before the request" is 200 s old
+    with pytest.raises(ApprovalUnverified) as err:
+        await client.poll(request)
+    text = str(err.value)
+    assert "could not be verified" in text and "nothing was done" in text
+    for token in (answer.get("access_token"), answer.get("id_token")):
+        if isinstance(token, str):
+            assert token not in text and token.split(".")[0] not in text
+
+
+async def test_a_valid_grant_for_the_requested_user_is_accepted() -> None:
+    clock = Clock()
+    answer = grant(clock.now, azp="agent", aud=["agent", ISSUER + "userinfo"])
+    client, _ = _client(lambda r: httpx.Response(200, json=answer), clock)
+    request = _request(clock)
+    request.started_at = clock.now - 5
+    granted = await client.poll(request)
+    assert granted.access_token == "AT-SECRET"
+
+
+async def test_unreachable_signing_keys_fail_closed() -> None:
+    clock = Clock()
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json=grant(clock.now))
+
+    client, _ = _client(handler, clock, discovery={**_discovery(), "jwks_uri": ISSUER + "gone"})
+    with pytest.raises(ProviderUnavailable):
+        await client.poll(_request(clock))
 
 
 async def test_ping_mode_sends_the_notification_token() -> None:
@@ -264,17 +380,44 @@ async def test_ping_mode_sends_the_notification_token() -> None:
         "",
         "+-_.,:#",
         "a" * 30 + " " + "b" * 60,
+        "line\r\nbreak\ttab\x00nul\u2028sep",
+        "\u043e" * 40,
     ],
 )
 def test_binding_messages_are_valid_and_deterministic(text: str) -> None:
-    message = binding_message(text, "0123456789abcdef")
-    assert message == binding_message(text, "0123456789abcdef")
+    message = binding_message(text, "0123456789abcdef", "K7Q2X")
+    assert message == binding_message(text, "0123456789abcdef", "K7Q2X")
     assert 0 < len(message) <= BINDING_MESSAGE_MAX
     assert all(c.isascii() and (c.isalnum() or c in " +-_.,:#") for c in message)
+    assert not set(message) & {"\r", "\n", "\t"}
     assert message == message.strip()
-    assert message.endswith("#012345")
+    assert message.endswith("#012345 K7Q2X")
 
 
 def test_binding_message_keeps_what_it_can() -> None:
     assert binding_message("Create public gist: notes.md") == "Create public gist: notes.md"
     assert binding_message("") == "Approve action"
+
+
+def test_characters_outside_the_set_are_shown_as_escapes_never_dropped() -> None:
+    # A Cyrillic o (U+043E) in a file name used to vanish: "n\u043etes.md" was shown as
+    # the look-alike "notes.md".
+    assert binding_message("Create public gist n\u043etes.md") == "Create public gist nU+043Etes.md"
+    assert binding_message("café") == "cafU+00E9"
+    assert binding_message("a+b") == "aU+002Bb"  # every "+" in a message starts an escape
+    assert binding_message("a\nb\tc\rd") == "aU+000AbU+0009cU+000Dd"
+    assert binding_message("🚀") == "U+1F680"
+
+
+def test_a_shortened_message_says_so_and_never_cuts_an_escape() -> None:
+    message = binding_message("Create public gist " + "\u043e" * 20, "0123456789abcdef", "K7Q2X")
+    body = message.removesuffix(" #012345 K7Q2X")
+    assert body.endswith("...") and len(message) <= BINDING_MESSAGE_MAX
+    assert body.removesuffix("...").endswith("U+043E")
+    assert binding_message("x" * 100).endswith("...")
+
+
+def test_request_codes_differ_between_requests() -> None:
+    codes = {request_code() for _ in range(200)}
+    assert len(codes) > 190
+    assert all(len(c) == 5 and set(c) <= set("ABCDEFGHJKMNPQRSTUVWXYZ23456789") for c in codes)

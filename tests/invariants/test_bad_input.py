@@ -82,7 +82,8 @@ async def test_unicode_and_control_characters_make_a_valid_binding_and_a_clear_o
         message = payload["binding_message"]
         assert len(message) <= BINDING_MESSAGE_MAX and message.isascii()
         assert all(unicodedata.category(c)[0] != "C" for c in message)
-        assert message.startswith("Create public gist resume")
+        # Shown, not dropped: each character outside Auth0's set as its code point.
+        assert message.startswith("Create public gist rU+00E9sumU+00E9 U+202E")
         record = await world.record(payload["approval_id"])
         world.approve(record)
         out = await resume_when_approved(graph, thread_config, context=world.ctx, timeout=10)
