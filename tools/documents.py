@@ -8,6 +8,7 @@ Either way only `FGARetriever` decides what is shown, and a failure says so inst
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 from dataclasses import dataclass, field
@@ -88,6 +89,11 @@ def document_store(settings: Settings | None = None) -> DocumentStore:
     )
     with _stores_lock:
         found = _stores.get(key)
+        if found is not None and found.changed_elsewhere():
+            # another process ingested: reopen, or this one would search a stale index
+            found.close()
+            del _stores[key]
+            found = None
         if found is None:
             found = _stores[key] = DocumentStore.open(settings)
         return found
@@ -118,16 +124,18 @@ async def search_documents(
         return DocumentSearch(question, error="your identity carries no email to check access.")
     owned_client = fga is None
     try:
+        # Opening Chroma (folders, SQLite, the embedding model) and counting are blocking
+        # calls: off the event loop, which `langgraph dev` guards (and other runs share).
         if store is None:
-            store = document_store(settings)
-        if isinstance(store, DocumentStore) and store.count() == 0:
+            store = await asyncio.to_thread(document_store, settings)
+        if isinstance(store, DocumentStore) and await asyncio.to_thread(store.count) == 0:
             # Nothing ingested yet: nothing to show, and nothing to ask FGA about.
             return DocumentSearch(question)
         if fga is None:
             from auth.fga.factory import make_fga_client
 
             try:
-                fga = make_fga_client(settings)
+                fga = await asyncio.to_thread(make_fga_client, settings)
             except ValueError as exc:
                 log.warning("document search: FGA is misconfigured: %s", exc)
                 return DocumentSearch(

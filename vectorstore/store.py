@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import chromadb
@@ -82,12 +83,58 @@ def chroma_client(settings: Settings | None = None) -> chromadb.ClientAPI:
         raise StoreError(f"cannot open the Chroma store at {where}: {exc}") from exc
 
 
+# Files another process's writes change: Chroma's SQLite database (its write-ahead log included).
+_STAMPED = ("chroma.sqlite3", "chroma.sqlite3-wal")
+
+Stamp = tuple[tuple[str, int, int], ...]
+
+
+def disk_stamp(folder: Path | None) -> Stamp | None:
+    """What a persistent store's files look like now (name, mtime, size); None for a server.
+
+    An embedded Chroma caches its vector index in memory and never sees rows that another process
+    (`warrant ingest` beside `langgraph dev`) wrote; a changed stamp says the cache is stale.
+    """
+    if folder is None:
+        return None
+    stamp = []
+    for name in _STAMPED:
+        try:
+            st = (folder / name).stat()
+        except FileNotFoundError:
+            continue
+        stamp.append((name, st.st_mtime_ns, st.st_size))
+    return tuple(stamp)
+
+
 class DocumentStore:
     """One Chroma collection of chunks and the embedding function that built it."""
 
-    def __init__(self, collection: Any, embedding: WarrantEmbeddingFunction) -> None:
+    def __init__(
+        self,
+        collection: Any,
+        embedding: WarrantEmbeddingFunction,
+        *,
+        client: Any = None,
+        folder: Path | None = None,
+    ) -> None:
         self.collection = collection
         self.embedding = embedding
+        self.client = client
+        self.folder = folder  # the persistent folder (None: a Chroma server, or not ours)
+        self.stamp = disk_stamp(folder)
+
+    def changed_elsewhere(self) -> bool:
+        """Whether another process wrote to the persistent folder since this store last did."""
+        return self.folder is not None and disk_stamp(self.folder) != self.stamp
+
+    def close(self) -> None:
+        """Release the Chroma client this store opened (its in-memory index with it)."""
+        if self.client is not None and self.folder is not None:
+            try:
+                self.client.close()
+            except Exception:
+                log.debug("closing the Chroma client failed", exc_info=True)
 
     @classmethod
     def open(
@@ -101,7 +148,12 @@ class DocumentStore:
     ) -> DocumentStore:
         """Open (or create) the collection; a collection built by other embeddings is an error."""
         settings = settings or get_settings()
-        client = client or chroma_client(settings)
+        # a client of our own on the persistent folder: this store may close and reopen it
+        folder = None
+        if client is None:
+            client = chroma_client(settings)
+            if settings.chroma_mode != "http":
+                folder = settings.data_dir.resolve() / "chroma"
         name = name or settings.chroma_collection
         embedding = WarrantEmbeddingFunction(settings.embeddings)
         try:
@@ -139,7 +191,7 @@ class DocumentStore:
                 f"WARRANT_EMBEDDINGS is {embedding.spec!r}: set it back, or ingest into "
                 "another collection"
             )
-        return cls(collection, stored)
+        return cls(collection, stored, client=client, folder=folder)
 
     # -- reads ---------------------------------------------------------------------------
 
@@ -249,6 +301,7 @@ class DocumentStore:
             )
         except Exception as exc:
             raise StoreError(f"cannot store chunks: {exc}") from exc
+        self.stamp = disk_stamp(self.folder)  # our own write: the cache already holds it
 
     def delete_ids(self, ids: Sequence[str]) -> None:
         """Remove these chunks."""
@@ -259,3 +312,4 @@ class DocumentStore:
                 self.collection.delete(ids=list(ids[start : start + _PAGE]))
         except Exception as exc:
             raise StoreError(f"cannot delete chunks: {exc}") from exc
+        self.stamp = disk_stamp(self.folder)

@@ -190,4 +190,5 @@ class LocalFGA:
 
     async def close(self) -> None:
         if self._owns_store:
-            self.store.close()
+            # closing a SQLite connection may checkpoint its WAL: disk I/O, off the event loop
+            await asyncio.to_thread(self.store.close)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -135,3 +136,39 @@ def test_openai_embeddings_are_wired_by_setting(monkeypatch):
         assert [list(v) for v in fn(["a", "b"])] == [[0.5, 0.5], [0.5, 0.5]]
     finally:
         get_settings.cache_clear()
+
+
+def test_a_write_by_another_process_is_seen_after_a_reopen(tmp_path) -> None:
+    """An embedded Chroma caches its index per process: `document_store` reopens it when
+    another process (here: `warrant ingest`) wrote, and not after its own writes or reads."""
+    from tools.documents import document_store
+
+    repo = Path(__file__).resolve().parents[2]
+    corpus = repo / "vectorstore" / "demo_corpus"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WARRANT_")}
+    env.update({"WARRANT_DATA_DIR": str(tmp_path), "PYTHONPATH": str(repo)})
+
+    def ingest(name: str) -> None:
+        done = subprocess.run(
+            [sys.executable, "-m", "cli.main", "ingest", str(corpus / name), "--owner", "a@b.c"],
+            env=env,
+            cwd=repo,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert done.returncode == 0, done.stderr
+
+    ingest("heron-launch-plan.md")
+    with get_settings.override(data_dir=tmp_path) as settings:
+        store = document_store(settings)
+        before = store.count()
+        store.query(store.embed_query("Heron launch"), 3)
+        assert not store.changed_elsewhere()  # reads leave the files alone
+        assert document_store(settings) is store
+        ingest("lisbon-offsite.md")
+        assert store.changed_elsewhere()
+        fresh = document_store(settings)
+        assert fresh is not store and fresh.count() > before
+        ids = {hit.doc_id for hit in fresh.query(fresh.embed_query("offsite"), 10)}
+        assert "lisbon-offsite" in ids
