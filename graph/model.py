@@ -31,6 +31,30 @@ def describe(spec: str) -> str:
     return spec.strip() or "offline"
 
 
+def describe_model(model: BaseChatModel) -> str:
+    """How a chat model instance names itself to the user (`openai:gpt-4o-mini`, `offline`)."""
+    if isinstance(model, OfflineChatModel):
+        return "offline"
+    kind = "openai" if model._llm_type.startswith("openai") else model._llm_type
+    name = getattr(model, "model_name", None) or getattr(model, "model", None)
+    return f"{kind}:{name}" if isinstance(name, str) and name else kind
+
+
+def resolve_model(model: str | BaseChatModel | None) -> BaseChatModel | None:
+    """A graph's chat model from a spec string or an instance; None means `settings.model`.
+
+    A bad spec raises `ModelConfigError` here, when the graph is built, not mid-conversation.
+    """
+    if model is None or isinstance(model, BaseChatModel):
+        return model
+    if isinstance(model, str):
+        return make_chat_model(model)
+    raise ModelConfigError(
+        f"model must be a spec string ('offline', 'openai:<name>') or a LangChain chat model, "
+        f"not {type(model).__name__}"
+    )
+
+
 def make_chat_model(spec: str | None = None, settings: Settings | None = None) -> BaseChatModel:
     """A new chat model for `spec` (default: `settings.model`)."""
     settings = settings or get_settings()

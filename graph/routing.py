@@ -1,80 +1,79 @@
 """Routing: which node answers each tool call the model made, and when the turn is over.
 
 A model may ask for several tools at once; they are answered one node visit at a time, in order,
-so that an interrupt in one never re-runs another that already finished (at most once).
+so that an interrupt in one never re-runs another that already finished (at most once). Which
+node answers a call depends on the graph's own tool set (`graph.toolset.Toolset`); the functions
+here take it explicitly and default to Warrant's own four tools.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
 from typing import Any
 
-from langchain_core.messages import AIMessage, AnyMessage, ToolCall, ToolMessage
-from langgraph.graph import END
+from langchain_core.messages import ToolCall
+from langchain_core.tools import BaseTool
 
-from graph.nodes import optional_node
-from tools import all_tools, get_tool
-from tools.base import requirements_of
+from graph.toolset import (
+    DOCUMENT_SEARCH_TOOL,
+    TOOL_NODES,
+    Toolset,
+    default_toolset,
+    pending_tool_calls,
+)
 
-DOCUMENT_SEARCH_TOOL = "search_internal_documents"
+_default: Toolset | None = None
 
 
-def pending_tool_calls(messages: Sequence[AnyMessage]) -> list[ToolCall]:
-    """The latest model message's tool calls that no ToolMessage has answered yet."""
-    answered: set[str] = set()
-    for message in reversed(messages):
-        if isinstance(message, ToolMessage):
-            answered.add(message.tool_call_id)
-            continue
-        if isinstance(message, AIMessage):
-            return [call for call in message.tool_calls if call.get("id") not in answered]
-        return []
-    return []
+def toolset_or_default(toolset: Toolset | None) -> Toolset:
+    """`toolset`, or Warrant's default tool set (built once per process)."""
+    global _default
+    if toolset is not None:
+        return toolset
+    if _default is None:
+        _default = default_toolset()
+    return _default
 
 
 def available_nodes() -> frozenset[str]:
-    """The optional nodes whose modules exist in this installation."""
-    return frozenset(name for name in ("approval", "retrieve") if optional_node(name) is not None)
+    """The nodes that answer tool calls (every graph has all three)."""
+    return frozenset(TOOL_NODES) - {"tools"}
 
 
-def node_for(call: ToolCall, nodes: Collection[str] | None = None) -> str:
+def node_for(call: ToolCall, toolset: Toolset | None = None) -> str:
     """The node that answers `call`: `approval`, `retrieve` or `tools`."""
-    nodes = available_nodes() if nodes is None else nodes
-    tool = get_tool(call.get("name", ""))
-    if tool is None:
-        return "tools"  # answers with "no such tool"
-    req = requirements_of(tool)
-    if req.approval is not None:
-        # Without an approval node, `tools` refuses it: a sensitive tool never runs unapproved.
-        return "approval" if "approval" in nodes else "tools"
-    if (tool.name == DOCUMENT_SEARCH_TOOL or req.relation is not None) and "retrieve" in nodes:
-        return "retrieve"
-    return "tools"
+    return toolset_or_default(toolset).node_for(call)
 
 
-def pending_calls_for(state: dict[str, Any], node: str) -> list[ToolCall]:
+def pending_calls_for(
+    state: dict[str, Any], node: str, toolset: Toolset | None = None
+) -> list[ToolCall]:
     """The pending tool calls that `node` answers, in the order the model made them."""
-    nodes = available_nodes()
-    return [c for c in pending_tool_calls(state["messages"]) if node_for(c, nodes) == node]
+    return toolset_or_default(toolset).pending_calls_for(state, node)
 
 
-def route_after_agent(state: dict[str, Any]) -> str:
+def route_after_agent(state: dict[str, Any], toolset: Toolset | None = None) -> str:
     """No tool call ends the turn; otherwise the node for the first pending call."""
-    pending = pending_tool_calls(state["messages"])
-    return node_for(pending[0]) if pending else END
+    return toolset_or_default(toolset).route_after_agent(state)
 
 
-def route_after_tool_node(state: dict[str, Any]) -> str:
+def route_after_tool_node(state: dict[str, Any], toolset: Toolset | None = None) -> str:
     """The node for the next pending call, or back to `agent` once all are answered."""
-    pending = pending_tool_calls(state["messages"])
-    return node_for(pending[0]) if pending else "agent"
+    return toolset_or_default(toolset).route_after_tool_node(state)
 
 
-def bindable_tools() -> list[Any]:
-    """The tools the model may call: a tool needing approval only when the approval node exists."""
-    nodes = available_nodes()
-    return [
-        tool
-        for tool in all_tools()
-        if requirements_of(tool).approval is None or "approval" in nodes
-    ]
+def bindable_tools(toolset: Toolset | None = None) -> list[BaseTool]:
+    """The tools the model may call: every tool of the set (each node enforces its declaration)."""
+    return list(toolset_or_default(toolset).tools)
+
+
+__all__ = [
+    "DOCUMENT_SEARCH_TOOL",
+    "available_nodes",
+    "bindable_tools",
+    "node_for",
+    "pending_calls_for",
+    "pending_tool_calls",
+    "route_after_agent",
+    "route_after_tool_node",
+    "toolset_or_default",
+]

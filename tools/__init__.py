@@ -1,68 +1,57 @@
-"""The tool registry: every tool whose module exists, by name, with its declared requirements.
+"""Warrant's own tools, by name, with their declared requirements.
 
-Tools are written by different parts of the project (GitHub search, Gist creation, document
-search); a module that is not there yet simply contributes nothing, so the graph never binds a
-tool that cannot run.
+The four tools the default graph binds, in the order the model sees them. Your own tools need
+no registration: declare them with `tools.base.declare(...)` and pass them to
+`graph.agent.build_graph(tools=[...])` or to `graph.middleware.WarrantMiddleware`.
+The tool modules are imported on first use, so that `from tools.base import declare` stays light.
 """
 
 from __future__ import annotations
-
-import importlib
 
 from langchain_core.tools import BaseTool
 
 from tools.base import ToolRequirements, requirements_of
 
-# module -> the tools it exports, in the order the model sees them
-TOOL_MODULES: dict[str, tuple[str, ...]] = {
-    "tools.identity": ("who_am_i",),
-    "tools.github": ("search_github_repositories",),
-    "tools.gist": ("create_public_gist",),
-    "tools.documents": ("search_internal_documents",),
-}
-
-_registry: dict[str, BaseTool] | None = None
+_defaults: tuple[BaseTool, ...] | None = None
 
 
-def _load() -> dict[str, BaseTool]:
-    found: dict[str, BaseTool] = {}
-    for module_name, names in TOOL_MODULES.items():
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name != module_name:  # the module exists but one of its imports is missing
-                raise
-            continue
-        for name in names:
-            tool = getattr(module, name)
-            if not isinstance(tool, BaseTool):
-                raise TypeError(f"{module_name}.{name} is not a LangChain tool")
-            found[tool.name] = tool
-    return found
+def default_tools() -> list[BaseTool]:
+    """`who_am_i`, GitHub search, public Gist creation, internal-document search."""
+    global _defaults
+    if _defaults is None:
+        from tools.documents import search_internal_documents
+        from tools.gist import create_public_gist
+        from tools.github import search_github_repositories
+        from tools.identity import who_am_i
+
+        _defaults = (
+            who_am_i,
+            search_github_repositories,
+            create_public_gist,
+            search_internal_documents,
+        )
+    return list(_defaults)
 
 
 def registry() -> dict[str, BaseTool]:
-    """Every available tool by name (loaded once per process)."""
-    global _registry
-    if _registry is None:
-        _registry = _load()
-    return _registry
+    """The default tools by name."""
+    return {tool.name: tool for tool in default_tools()}
 
 
 def all_tools() -> list[BaseTool]:
-    """Every available tool, in registry order."""
-    return list(registry().values())
+    """The default tools, in order."""
+    return default_tools()
 
 
 def get_tool(name: str) -> BaseTool | None:
-    """The tool called `name`, or None when there is no such tool."""
+    """The default tool called `name`, or None when there is no such tool."""
     return registry().get(name)
 
 
 def requirements(name: str) -> ToolRequirements | None:
-    """What the tool called `name` declared, or None when there is no such tool."""
+    """What the default tool called `name` declared, or None when there is no such tool."""
     tool = get_tool(name)
     return requirements_of(tool) if tool is not None else None
 
 
-__all__ = ["TOOL_MODULES", "all_tools", "get_tool", "registry", "requirements"]
+__all__ = ["all_tools", "default_tools", "get_tool", "registry", "requirements"]

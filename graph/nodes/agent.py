@@ -1,15 +1,17 @@
-"""The `agent` node: the chat model, with the available tools bound, takes the next turn."""
+"""The `agent` node: the chat model, with the graph's tools bound, takes the next turn."""
 
 from __future__ import annotations
 
 import logging
 
+from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, AnyMessage, SystemMessage, ToolMessage
 from langchain_core.runnables import RunnableConfig
 
-from graph.model import ModelConfigError, chat_model, describe
+from graph.model import ModelConfigError, chat_model, describe, describe_model
 from graph.routing import bindable_tools
 from graph.state import ActingUser, State
+from graph.toolset import Toolset
 from settings import get_settings
 
 log = logging.getLogger(__name__)
@@ -26,25 +28,36 @@ def system_prompt(user: ActingUser | None) -> str:
     )
 
 
-async def agent(state: State, config: RunnableConfig) -> dict[str, list[AnyMessage]]:
-    """One model turn: a reply, or tool calls for the router."""
+async def agent(
+    state: State,
+    config: RunnableConfig,
+    *,
+    toolset: Toolset | None = None,
+    model: BaseChatModel | None = None,
+) -> dict[str, list[AnyMessage]]:
+    """One model turn: a reply, or tool calls for the router.
+
+    `model` is the graph's own chat model; without one, the process's (`settings.model`).
+    """
     settings = get_settings()
+    name = describe_model(model) if model is not None else describe(settings.model)
     try:
-        model = chat_model(settings).bind_tools(bindable_tools())
+        base = model if model is not None else chat_model(settings)
+        bound = base.bind_tools(bindable_tools(toolset))
     except ModelConfigError as exc:
         return {"messages": [AIMessage(content=f"The chat model is not configured: {exc}")]}
     prompt = [SystemMessage(content=system_prompt(state.get("user"))), *state["messages"]]
     try:
-        reply = await model.ainvoke(prompt, config)
+        reply = await bound.ainvoke(prompt, config)
     except Exception as exc:
-        # Any model failure (network, quota, bad answer) ends the turn with a plain message;
-        # the exception text is not shown: provider errors may echo request details.
-        log.warning("chat model %s failed: %s", describe(settings.model), type(exc).__name__)
+        # Any model failure (network, timeout, quota, bad answer) ends the turn with a plain
+        # message; the exception text is not shown: provider errors may echo request details.
+        log.warning("chat model %s failed: %s", name, type(exc).__name__)
         return {
             "messages": [
                 AIMessage(
                     content=(
-                        f"The chat model ({describe(settings.model)}) failed "
+                        f"The chat model ({name}) failed "
                         f"({type(exc).__name__}); nothing was done. Try again later."
                     )
                 )

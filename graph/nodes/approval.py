@@ -77,10 +77,10 @@ from graph.nodes.tools import (
     is_cancel,
     validate_arguments,
 )
-from graph.routing import pending_calls_for
+from graph.routing import toolset_or_default
 from graph.state import ActingUser, State
+from graph.toolset import Toolset
 from settings import get_settings
-from tools import get_tool
 from tools.base import ApprovalRequirement, requirements_of
 
 log = logging.getLogger(__name__)
@@ -409,15 +409,20 @@ async def _poll(
 
 
 async def approval(
-    state: State, config: RunnableConfig, runtime: Runtime[Context]
+    state: State,
+    config: RunnableConfig,
+    runtime: Runtime[Context],
+    *,
+    toolset: Toolset | None = None,
 ) -> dict[str, list[ToolMessage]]:
     """Answer the first pending call that needs approval (see the module docstring)."""
     user = acting_user(state, config, runtime)
-    pending = pending_calls_for(state, "approval")
+    toolset = toolset_or_default(toolset)  # the graph's own tools
+    pending = toolset.pending_calls_for(state, "approval")
     if not pending:
         return _again()
     call = pending[0]
-    tool = get_tool(call.get("name", ""))
+    tool = toolset.get(call.get("name", ""))
     need = requirements_of(tool).approval if tool is not None else None
     if tool is None or need is None:
         return {"messages": [error_message(call, f"{call.get('name')!r} needs no approval.")]}

@@ -21,6 +21,7 @@ from graph.context import Context
 from graph.identity import IdentityMismatch, NoIdentity, acting_user, caller_identity
 from graph.routing import route_after_tool_node
 from graph.state import State
+from graph.toolset import Toolset
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +64,11 @@ async def identity(
 
 
 async def refuse(
-    state: State, config: RunnableConfig, runtime: Runtime[Context]
+    state: State,
+    config: RunnableConfig,
+    runtime: Runtime[Context],
+    *,
+    toolset: Toolset | None = None,
 ) -> Command[Literal["agent", "tools", "approval", "retrieve"]]:
     """Fail the run for a caller who is not the recorded user (the error says why).
 
@@ -72,4 +77,4 @@ async def refuse(
     tool call back to its node, so the owner's request is picked up again instead of lost.
     """
     acting_user(state, config, runtime)  # raises IdentityMismatch for anyone but the owner
-    return Command(goto=route_after_tool_node(dict(state)))
+    return Command(goto=route_after_tool_node(dict(state), toolset))

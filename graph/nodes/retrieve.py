@@ -17,8 +17,9 @@ from langgraph.runtime import Runtime
 
 from graph.context import Context
 from graph.identity import acting_user
-from graph.routing import pending_calls_for
+from graph.routing import toolset_or_default
 from graph.state import State
+from graph.toolset import Toolset
 from tools.documents import TOOL_NAME, search_documents
 
 log = logging.getLogger(__name__)
@@ -80,7 +81,11 @@ async def answer_document_calls(
 
 
 async def retrieve(
-    state: State, config: RunnableConfig, runtime: Runtime[Context]
+    state: State,
+    config: RunnableConfig,
+    runtime: Runtime[Context],
+    *,
+    toolset: Toolset | None = None,
 ) -> dict[str, list[ToolMessage]]:
     """Answer the first pending document search, for the user recorded in state.
 
@@ -88,7 +93,7 @@ async def retrieve(
     search runs as the recorded user's email, the FGA user id (`user:<email>`).
     """
     user = acting_user(state, config, runtime)
-    pending = pending_calls_for(state, "retrieve")
+    pending = toolset_or_default(toolset).pending_calls_for(state, "retrieve")
     if not pending:
         return {"messages": []}
     message = AIMessage(content="", tool_calls=[pending[0]])

@@ -24,9 +24,9 @@ from auth.errors import AuthError, ConnectionRequired, LoginRequired, ProviderUn
 from auth.token_vault import ConnectionToken, get_token_vault
 from graph.context import Context
 from graph.identity import acting_user, subject_token_for
-from graph.routing import pending_calls_for
+from graph.routing import toolset_or_default
 from graph.state import ActingUser, State
-from tools import get_tool
+from graph.toolset import Toolset
 from tools.base import ConnectionRequirement, ToolCredentials, credentials_scope, requirements_of
 from tools.identity import ActingIdentity, acting_identity_scope
 
@@ -210,9 +210,14 @@ async def execute_tool_call(
         return error_message(call, f"{tool.name} could not get a credential for you.")
 
 
-async def run_tool_call(call: ToolCall, user: ActingUser, runtime: Runtime[Context]) -> ToolMessage:
+async def run_tool_call(
+    call: ToolCall,
+    user: ActingUser,
+    runtime: Runtime[Context],
+    toolset: Toolset | None = None,
+) -> ToolMessage:
     """Answer one tool call: validate, resolve its authority, run it, or say why not."""
-    tool = get_tool(call.get("name", ""))
+    tool = toolset_or_default(toolset).get(call.get("name", ""))
     if tool is None:
         return error_message(call, f"There is no tool named {call.get('name')!r}.")
     problem = validate_arguments(tool, call.get("args"))
@@ -229,11 +234,16 @@ async def run_tool_call(call: ToolCall, user: ActingUser, runtime: Runtime[Conte
 
 
 async def tools(
-    state: State, config: RunnableConfig, runtime: Runtime[Context]
+    state: State,
+    config: RunnableConfig,
+    runtime: Runtime[Context],
+    *,
+    toolset: Toolset | None = None,
 ) -> dict[str, list[ToolMessage]]:
     """Answer the first pending call routed here; the router brings the graph back for more."""
     user = acting_user(state, config, runtime)
-    pending = pending_calls_for(state, "tools")
+    toolset = toolset_or_default(toolset)
+    pending = toolset.pending_calls_for(state, "tools")
     if not pending:
         return {"messages": []}
-    return {"messages": [await run_tool_call(pending[0], user, runtime)]}
+    return {"messages": [await run_tool_call(pending[0], user, runtime, toolset)]}

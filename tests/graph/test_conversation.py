@@ -11,12 +11,12 @@ from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.checkpoint.sqlite import SqliteSaver
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
-import tools as registry_module
 from graph.agent import build_graph
 from graph.context import Context
 from graph.identity import IdentityMismatch
 from graph.offline_model import PREFIX
 from tests.graph.scripted import ScriptedModel
+from tools import default_tools
 from tools.base import ApprovalRequirement, declare
 
 ALICE = Context(user_id="auth0|alice", user_email="alice@example.com")
@@ -194,18 +194,22 @@ def publish_everything(text: str) -> str:
 declare(publish_everything, approval=ApprovalRequirement())
 
 
-async def test_tool_failures_and_unapproved_actions(scripted, monkeypatch) -> None:
-    extra = dict(registry_module.registry())
-    extra.update({"boom": boom, "publish_everything": publish_everything})
-    monkeypatch.setattr(registry_module, "_registry", extra)
-    monkeypatch.setattr("graph.routing.available_nodes", lambda: frozenset())
-    scripted.script = [_calls(("boom", {}), ("publish_everything", {"text": "x"}))]
-    graph = build_graph(checkpointer=InMemorySaver())
+async def test_tool_failures_and_unapproved_actions(scripted) -> None:
+    from graph.nodes.tools import run_tool_call
+    from graph.toolset import Toolset
+
+    scripted.script = [_calls(("boom", {}), ("who_am_i", {}))]
+    graph = build_graph(checkpointer=InMemorySaver(), tools=[*default_tools(), boom])
     out = await graph.ainvoke({"messages": [("user", "go")]}, _cfg("t9"), context=ALICE)
     results = {m.tool_call_id: m.content for m in out["messages"] if isinstance(m, ToolMessage)}
     assert results["c0"] == "The boom tool failed unexpectedly (RuntimeError)."
-    assert "needs your approval" in results["c1"] and "nothing was done" in results["c1"]
+    assert "alice@example.com" in results["c1"]
     assert "hunter2" not in str(out["messages"])
+    # the generic tools node never runs a tool that declared an approval, whoever routes it there
+    call = {"name": "publish_everything", "args": {"text": "x"}, "id": "p1", "type": "tool_call"}
+    user = {"sub": "auth0|alice", "email": "alice@example.com"}
+    answer = await run_tool_call(call, user, None, Toolset.of([publish_everything]))
+    assert answer.status == "error" and "needs your approval" in answer.content
 
 
 async def test_human_message_after_assistant_reply_only_counts_once() -> None:

@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import sys
-import types
-
 import pytest
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 from langchain_core.tools import tool
 from langgraph.checkpoint.memory import InMemorySaver
 
-import tools as registry_module
 from graph.agent import build_graph
 from graph.context import Context
 from graph.routing import bindable_tools, node_for, pending_tool_calls
+from graph.toolset import Toolset, ToolsetError
 from tests.graph.scripted import ScriptedModel
-from tools.base import ApprovalRequirement, declare
+from tools import default_tools
+from tools.base import ApprovalRequirement, RelationRequirement, declare
 from tools.documents import DocumentSearch
 
 ALICE = Context(user_id="auth0|alice", user_email="alice@example.com")
@@ -49,25 +47,41 @@ def publish_note(text: str) -> str:
 declare(publish_note, approval=ApprovalRequirement(binding_message="Publish {text}"))
 
 
-@pytest.fixture
-def with_publish(monkeypatch):
-    extra = dict(registry_module.registry())
-    extra["publish_note"] = publish_note
-    monkeypatch.setattr(registry_module, "_registry", extra)
+WITH_PUBLISH = Toolset.of([*default_tools(), publish_note])
 
 
-def test_node_for(with_publish) -> None:
+@tool("search_internal_documents")
+def impostor_search(question: str) -> str:
+    """A user's own tool that happens to share the built-in search's name."""
+    return "mine"
+
+
+declare(impostor_search, relation=RelationRequirement("can_view", "doc"))
+
+
+def test_node_for() -> None:
     def call(name: str) -> dict:
         return {"name": name, "args": {}, "id": "x", "type": "tool_call"}
 
-    both = {"approval", "retrieve"}
-    assert node_for(call("publish_note"), both) == "approval"
-    assert node_for(call("publish_note"), set()) == "tools"  # which refuses to run it
-    assert node_for(call("search_internal_documents"), both) == "retrieve"
-    assert node_for(call("search_internal_documents"), set()) == "tools"
-    assert node_for(call("search_github_repositories"), both) == "tools"
-    assert node_for(call("who_am_i"), both) == "tools"
-    assert node_for(call("nope"), both) == "tools"
+    assert node_for(call("publish_note"), WITH_PUBLISH) == "approval"
+    assert node_for(call("publish_note")) == "tools"  # not in the default set: "no such tool"
+    assert node_for(call("search_internal_documents"), WITH_PUBLISH) == "retrieve"
+    assert node_for(call("search_github_repositories"), WITH_PUBLISH) == "tools"
+    assert node_for(call("who_am_i"), WITH_PUBLISH) == "tools"
+    assert node_for(call("nope"), WITH_PUBLISH) == "tools"
+    # only Warrant's own document search goes to `retrieve`, never a namesake
+    assert node_for(call("search_internal_documents"), Toolset.of([impostor_search])) == "tools"
+
+
+def test_toolset_rejects_what_is_not_a_tool_set() -> None:
+    with pytest.raises(ToolsetError, match="not a LangChain tool"):
+        Toolset.of([lambda: 1])
+    with pytest.raises(ToolsetError, match="two tools are named 'publish_note'"):
+        Toolset.of([publish_note, publish_note])
+    with pytest.raises(ToolsetError, match="must be a list"):
+        Toolset.of(publish_note)
+    with pytest.raises(ToolsetError):
+        build_graph(tools=["who_am_i"])
 
 
 @pytest.fixture
@@ -78,27 +92,25 @@ def scripted(monkeypatch):
     return model
 
 
-async def test_contributed_approval_node_gets_its_calls(with_publish, scripted, monkeypatch):
+async def test_each_graph_binds_and_routes_its_own_tools(scripted, monkeypatch) -> None:
+    assert "publish_note" in [t.name for t in bindable_tools(WITH_PUBLISH)]
+    assert "publish_note" not in [t.name for t in bindable_tools()]
     seen: list[str] = []
 
-    async def approval(state, config, runtime):
+    async def approval(state, config, runtime, *, toolset):
         from graph.identity import acting_user
-        from graph.routing import pending_calls_for
 
         user = acting_user(state, config, runtime)
-        calls = pending_calls_for(state, "approval")
+        calls = toolset.pending_calls_for(state, "approval")
         seen.extend(c["id"] for c in calls)
         return {
             "messages": [ToolMessage(f"approved for {user['email']}", tool_call_id=calls[0]["id"])]
         }
 
-    module = types.ModuleType("graph.nodes.approval")
-    module.approval = approval
-    monkeypatch.setitem(sys.modules, "graph.nodes.approval", module)
-    assert "publish_note" in [t.name for t in bindable_tools()]
+    monkeypatch.setattr("graph.agent.approval", approval)
+    graph = build_graph(checkpointer=InMemorySaver(), tools=WITH_PUBLISH)
 
     scripted.script = [_ai("who_am_i", "publish_note", "who_am_i")]
-    graph = build_graph(checkpointer=InMemorySaver())
     visited: list[str] = []
     async for update in graph.astream(
         {"messages": [("user", "go")]},
@@ -114,10 +126,14 @@ async def test_contributed_approval_node_gets_its_calls(with_publish, scripted, 
     assert results["c1"] == "approved for alice@example.com"
     assert set(results) == {"c0", "c1", "c2"}
 
-
-def test_approval_tools_are_not_bound_without_an_approval_node(with_publish, monkeypatch):
-    monkeypatch.setattr("graph.routing.available_nodes", lambda: frozenset())
-    assert "publish_note" not in [t.name for t in bindable_tools()]
+    # the default graph, in the same process, does not know `publish_note`
+    scripted.script = [_ai("publish_note")]
+    default = build_graph(checkpointer=InMemorySaver())
+    out = await default.ainvoke(
+        {"messages": [("user", "go")]}, {"configurable": {"thread_id": "r1b"}}, context=ALICE
+    )
+    [answer] = [m for m in out["messages"] if m.type == "tool"]
+    assert answer.content == "There is no tool named 'publish_note'." and seen == ["c1"]
 
 
 async def test_document_search_goes_to_the_retrieve_node(monkeypatch) -> None:
