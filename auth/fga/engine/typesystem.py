@@ -121,7 +121,28 @@ class TypeSystem:
                     elif node[0] in ("intersection", "difference"):
                         has_set_ops = True
         self.memo_safe = not has_set_ops or not self._has_cycle()
+        self.has_weighted_graph = not self._unweighable_exclusion()
         self._weights: Weights | None = None
+
+    def _unweighable_exclusion(self) -> bool:
+        """Whether OpenFGA fails to build this model's weighted graph, so that its check never
+        uses the recursive strategies (every cycle is then flagged).
+
+        OpenFGA's graph builder de-duplicates tuple-to-userset edges leaving an operator node:
+        `x from parent but not x from parent`, with a single type on `parent`, leaves the
+        exclusion node with one edge, and assigning weights fails for the whole model.
+        """
+        for relations in self.types.values():
+            for rel in relations.values():
+                for node in _walk(rel.rewrite):
+                    if node[0] != "difference":
+                        continue
+                    base, subtract = node[1], node[2]
+                    if base[0] == "ttu" and base == subtract:
+                        tupleset = relations.get(base[1])
+                        if tupleset is not None and len(tupleset.restrictions) == 1:
+                            return True
+        return False
 
     @property
     def weights(self) -> Weights:
@@ -320,7 +341,8 @@ class Weights:
         result = False
         rel = self.ts.relation_or_none(type_name, relation)
         if (
-            rel is not None
+            self.ts.has_weighted_graph
+            and rel is not None
             and self.weight(type_name, relation, user_type) == INFINITE
             and not self._on_longer_cycle((type_name, relation))
         ):
