@@ -86,6 +86,18 @@ class Settings(BaseSettings):
     # checkpoints for `warrant chat` and plain Python: sqlite (default) or a postgresql:// URL
     checkpoint_url: str | None = None
 
+    # production server (`warrant serve`: Aegra on PostgreSQL; several processes may share it)
+    database_url: str | None = None  # postgresql://... for runs, threads and checkpoints
+    serve_host: str = "127.0.0.1"
+    serve_port: int = 2024
+    # how this process reaches its own server API (resumes); default http://serve_host:serve_port
+    server_url: str | None = None
+    replica_id: str | None = None  # this process's name among the replicas (default host:pid)
+    serve_db_pool_size: int = 10  # Aegra's SQLAlchemy pool (its default, 2, starves under load)
+    # a run whose server process stopped heartbeating for this long is recovered by another one
+    orphan_run_seconds: float = 15.0
+    replica_heartbeat_seconds: float = 2.0
+
     # FGA: the embedded engine, or an OpenFGA server / Okta FGA through openfga-sdk
     fga_backend: Literal["local", "openfga"] = "local"
     fga_api_url: str = f"http://127.0.0.1:{DEVSTACK_FGA_PORT}"

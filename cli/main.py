@@ -16,7 +16,17 @@ app = typer.Typer(
 )
 
 # Order is the order of `warrant --help`.
-_COMMAND_MODULES = ("demo", "chat", "login", "devstack", "approvals", "resumer", "fga", "ingest")
+_COMMAND_MODULES = (
+    "demo",
+    "chat",
+    "login",
+    "devstack",
+    "approvals",
+    "resumer",
+    "serve",
+    "fga",
+    "ingest",
+)
 
 for _name in _COMMAND_MODULES:
     try:

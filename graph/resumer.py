@@ -28,6 +28,7 @@ import httpx
 from langgraph.types import Command
 
 from auth.approvals import delivery_mode, get_ledger
+from auth.approvals_claims import claims_for
 from auth.approvals_ledger import ApprovalRecord, ApprovalsLedger, ApprovalStatus
 from settings import get_settings
 
@@ -38,6 +39,12 @@ GRAPH_ID = "agent"
 # A request the poller could not wake for this long after its expiry is given up on.
 GIVE_UP_AFTER_EXPIRY_SECONDS = 60.0
 PING_GRACE_SECONDS = 5.0
+# How long a wake may hold its approval before another process may wake it (a process that
+# died holding it); a live waker releases it as soon as its resume returns.
+WAKE_LEASE_SECONDS = 60.0
+# A ping that arrived while its thread was being woken is served by the waker, this many times.
+REWAKES = 3
+POLL_CLAIM = "poll:"  # the poller's per-interval claim, apart from the wake claim
 
 
 class ResumeResult(StrEnum):
@@ -188,18 +195,13 @@ def get_resumer() -> Resumer:
     return _resumer
 
 
-async def wake(
+async def _wake_once(
     record: ApprovalRecord,
-    resumer: Resumer | None = None,
-    *,
-    ledger: ApprovalsLedger | None = None,
-    attempts: int = 20,
-    delay: float = 0.1,
+    resumer: Resumer,
+    ledger: ApprovalsLedger,
+    attempts: int,
+    delay: float,
 ) -> ResumeResult:
-    """Resume the record's thread, retrying while it is busy (a ping can arrive before the run
-    that pushed the request has paused), until the record stops being pending."""
-    resumer = resumer or get_resumer()
-    ledger = ledger or await get_ledger()
     result = ResumeResult.FAILED
     for attempt in range(attempts):
         result = await resumer.resume(record)
@@ -209,6 +211,48 @@ async def wake(
         current = await ledger.get(record.id)
         if current is None or current.status is not ApprovalStatus.PENDING:
             return result  # someone else's run settled it
+    return result
+
+
+async def wake(
+    record: ApprovalRecord,
+    resumer: Resumer | None = None,
+    *,
+    ledger: ApprovalsLedger | None = None,
+    attempts: int = 20,
+    delay: float = 0.1,
+) -> ResumeResult:
+    """Resume the record's thread, retrying while it is busy (a ping can arrive before the run
+    that pushed the request has paused), until the record stops being pending.
+
+    Only the caller that claims the approval (`auth/approvals_claims.py`) wakes it: a second
+    ping, here or in another server process, returns BUSY at once. A ping that arrives while
+    the claim is held has marked the request due; the holder sees that after its resume and
+    wakes the thread again, so no ping is lost to the claim.
+    """
+    resumer = resumer or get_resumer()
+    ledger = ledger or await get_ledger()
+    claims = claims_for(ledger)
+    result = ResumeResult.BUSY
+    for _ in range(REWAKES):
+        if not await claims.claim(record.id, WAKE_LEASE_SECONDS):
+            return result
+        try:
+            before = await ledger.get(record.id)
+            marked = before.next_poll_at if before is not None else None
+            result = await _wake_once(record, resumer, ledger, attempts, delay)
+        finally:
+            await claims.release(record.id)
+        current = await ledger.get(record.id)
+        if (
+            result is not ResumeResult.RESUMED
+            or current is None
+            or current.status is not ApprovalStatus.PENDING
+            or current.next_poll_at == marked  # no new mark: nothing arrived meanwhile
+            or (current.next_poll_at or 0.0) > time.time()
+        ):
+            return result
+        record = current  # marked due again while we held it: a ping we must not drop
     return result
 
 
@@ -228,7 +272,6 @@ class ApprovalPoller:
         self._ledger = ledger
         self.tick = tick
         self._clock = clock
-        self._not_before: dict[str, float] = {}  # approval id -> earliest next wake by us
         self.wakes = 0  # resumes started (benchmarks, tests)
 
     async def _get_ledger(self) -> ApprovalsLedger:
@@ -237,7 +280,11 @@ class ApprovalPoller:
         return self._ledger() if callable(self._ledger) else await get_ledger()
 
     async def _one(self, ledger: ApprovalsLedger, record: ApprovalRecord, now: float) -> None:
-        result = await (self._resumer or get_resumer()).resume(record)
+        resumer = self._resumer or get_resumer()
+        if isinstance(resumer, CallbackResumer):
+            result = await resumer.resume(record)  # the server's callback takes the wake claim
+        else:  # wake here, under the same claim as a ping's wake: never both at once
+            result = await wake(record, resumer, ledger=ledger, attempts=1)
         if result is ResumeResult.RESUMED:
             self.wakes += 1
         elif result is ResumeResult.GONE or (
@@ -258,14 +305,11 @@ class ApprovalPoller:
         # In ping mode a ping marks its request due and wakes the thread itself: the poller
         # only steps in when that has not happened for a while (a lost ping, a failed wake).
         cutoff = now - (PING_GRACE_SECONDS if delivery_mode() == "ping" else 0.0)
-        due = [
-            r for r in await ledger.due_for_poll(cutoff) if self._not_before.get(r.id, 0.0) <= now
-        ]
-        for record in due:
-            # Not again before its interval, whatever the thread does with this wake.
-            self._not_before[record.id] = now + max(record.poll_interval, 1.0)
-        if len(self._not_before) > 10_000:
-            self._not_before = {k: v for k, v in self._not_before.items() if v > now}
+        # Each due request is taken by one process (of all that share the ledger) for its
+        # interval: not woken again before then, whatever the thread does with this wake.
+        due = await claims_for(ledger).claim_due(
+            cutoff, lambda record: max(record.poll_interval, 1.0), prefix=POLL_CLAIM
+        )
         results = await asyncio.gather(
             *(self._one(ledger, r, now) for r in due), return_exceptions=True
         )
