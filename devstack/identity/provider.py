@@ -186,6 +186,7 @@ class IdentityProvider:
         self.signing_key = SigningKey.load_or_create(self.data_dir / "signing_key.json")
         self.users = UserStore.seeded(settings)
         self.clients = ClientRegistry.seeded(settings)
+        self.allowed_logout_urls: list[str] = []  # the tenant's, for a logout without client_id
         self.store = IdentityStore(self.data_dir / "identity.sqlite", clock=clock)
         self.default_audience = settings.audience
         self.audiences: set[str] = {settings.audience}

@@ -16,6 +16,7 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import Route
 
 from devstack.identity import pages
+from devstack.identity.clients import logout_url_allowed
 
 if TYPE_CHECKING:
     from devstack.identity.provider import IdentityProvider, OAuthRequest
@@ -329,13 +330,11 @@ def provider_routes(provider: IdentityProvider) -> list[Route]:
         return response
 
     def _logout_target_allowed(url: str, client) -> bool:
-        if url.startswith(provider.issuer):
-            return True
-        if client is None:
-            return False
-        parts = urlsplit(url)
-        loopback = parts.scheme == "http" and parts.hostname in ("127.0.0.1", "::1")
-        return client.check_redirect_uri(url) or (client.allow_loopback_redirects and loopback)
+        """As Auth0: the client's Allowed Logout URLs when a client_id is given, else the
+        tenant's; no prefix, no port, no loopback or issuer exception."""
+        if client is not None:
+            return client.check_logout_url(url)
+        return logout_url_allowed(url, provider.allowed_logout_urls)
 
     return [
         Route("/.well-known/openid-configuration", openid_configuration),
