@@ -17,6 +17,7 @@ from starlette.routing import Route
 
 from devstack.identity import pages
 from devstack.identity.clients import logout_url_allowed
+from devstack.identity.login_throttle import LoginThrottled
 
 if TYPE_CHECKING:
     from devstack.identity.provider import IdentityProvider, OAuthRequest
@@ -133,10 +134,21 @@ def provider_routes(provider: IdentityProvider) -> list[Route]:
                 pages.error_page("Login", "This login link is invalid or has expired."), 400
             )
         email = form.get("email", "")
+        client = provider.clients.get(txn.get("client_id"))
+        address = request.client.host if request.client else ""
+        try:
+            provider.login_throttle.begin(email, address)
+        except LoginThrottled as exc:
+            # Refused before the password is checked: the answer says nothing about the guess.
+            body = pages.login_page(
+                txn_id, email=email, error=str(exc), client_name=client.name if client else ""
+            )
+            return HTMLResponse(
+                body, status_code=429, headers={"Retry-After": str(exc.retry_after)}
+            )
         # PBKDF2 takes tens of milliseconds: off the event loop
         user = await run_in_threadpool(provider.users.authenticate, email, form.get("password", ""))
         if user is None:
-            client = provider.clients.get(txn.get("client_id"))
             body = pages.login_page(
                 txn_id,
                 email=email,
@@ -144,6 +156,7 @@ def provider_routes(provider: IdentityProvider) -> list[Route]:
                 client_name=client.name if client else "",
             )
             return HTMLResponse(body, status_code=401)
+        provider.login_throttle.succeeded(email, address)
         old = request.cookies.get(SESSION_COOKIE)
         if old:
             provider.store.delete_session(old)  # a new login never reuses a session id
