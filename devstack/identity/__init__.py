@@ -21,7 +21,8 @@ returns is kept in `provider.extensions[name]`. What `provider` offers them:
   `provider.default_audience`.
 - `provider.users` (`UserStore`: `get(sub)`, `by_email(email)`, iteration) and
   `provider.clients` (`ClientRegistry`: `get(client_id)`, `add(Client)`; a `Client` has a
-  mutable `grant_types` set and a `metadata` dict, e.g. for CIBA delivery settings).
+  mutable `grant_types` set, a `metadata` dict, e.g. for CIBA delivery settings, and its
+  `allowed_logout_urls`); `provider.allowed_logout_urls` for a logout without `client_id`.
 - Tokens: `provider.issue_tokens(client=, user=, scope=, grant_type=, audience=, ...)` makes a
   token response (RFC 9068 access token, ID token, rotating refresh token); `provider.sign_jwt`
   signs any claims with the provider key (`provider.signing_key`: `kid`, `key_set` to sign,

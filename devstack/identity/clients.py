@@ -6,6 +6,7 @@ import hmac
 import re
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 from authlib.oauth2.rfc6749 import ClientMixin
 
@@ -25,6 +26,27 @@ def is_loopback_callback(uri: str) -> bool:
     return bool(match) and 0 < int(match.group(2)) < 65536
 
 
+def _logout_key(url: str) -> tuple[str, str, int | None, str] | None:
+    """Scheme, host, port and path of an absolute http(s) URL without credentials, else None."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return None
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.username is not None:
+        return None
+    if any(ch.isspace() or ord(ch) < 0x20 or ch == "\\" for ch in url):
+        return None
+    default = 80 if parts.scheme == "http" else 443
+    return parts.scheme, parts.hostname.lower(), port or default, parts.path or "/"
+
+
+def logout_url_allowed(url: str, allowed: list[str]) -> bool:
+    """`url` names one of the `allowed` URLs exactly (query strings and fragments ignored)."""
+    key = _logout_key(url)
+    return key is not None and any(key == _logout_key(a) for a in allowed)
+
+
 @dataclass
 class Client(ClientMixin):
     """A registered client. `grant_types` and `metadata` are mutable: extensions add to them
@@ -38,6 +60,12 @@ class Client(ClientMixin):
     grant_types: set[str] = field(default_factory=set)
     first_party: bool = True
     metadata: dict[str, Any] = field(default_factory=dict)
+    # Auth0's "Allowed Logout URLs": where /v2/logout may send the browser back to for this
+    # client (query and fragment not compared); nothing else, loopback or not.
+    allowed_logout_urls: list[str] = field(default_factory=list)
+
+    def check_logout_url(self, url: str) -> bool:
+        return logout_url_allowed(url, self.allowed_logout_urls)
 
     @property
     def is_public(self) -> bool:

@@ -10,6 +10,7 @@ from authlib.oauth2.rfc6749 import (
     AccessDeniedError,
     InvalidGrantError,
     InvalidRequestError,
+    OAuth2Error,
     UnauthorizedClientError,
     UnsupportedTokenTypeError,
     grants,
@@ -85,6 +86,17 @@ class S256CodeChallenge(CodeChallenge):
         if data.get("code_challenge_method") != "S256":
             raise InvalidRequestError("'code_challenge_method' must be S256.")
         super().validate_code_challenge(grant, redirect_uri)
+
+    def validate_code_verifier(self, grant, result):
+        """One wrong (or missing) verifier kills the code: an attacker holding a stolen code
+        gets one guess, not as many as the code's lifetime allows."""
+        try:
+            super().validate_code_verifier(grant, result)
+        except OAuth2Error:
+            code = getattr(grant.request, "authorization_code", None)
+            if code is not None:
+                provider_of(grant).store.use_code(code)
+            raise
 
 
 def service_not_found(audience: str, status_code: int = 400) -> AccessDeniedError:

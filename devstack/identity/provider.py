@@ -34,6 +34,7 @@ from devstack.identity import grants
 from devstack.identity.clients import Client, ClientRegistry
 from devstack.identity.grants import safe_description
 from devstack.identity.keys import SigningKey
+from devstack.identity.login_throttle import LoginThrottle
 from devstack.identity.store import BrowserSession, IdentityStore
 from devstack.identity.users import User, UserStore
 from settings import Settings
@@ -186,6 +187,8 @@ class IdentityProvider:
         self.signing_key = SigningKey.load_or_create(self.data_dir / "signing_key.json")
         self.users = UserStore.seeded(settings)
         self.clients = ClientRegistry.seeded(settings)
+        self.allowed_logout_urls: list[str] = []  # the tenant's, for a logout without client_id
+        self.login_throttle = LoginThrottle(clock)
         self.store = IdentityStore(self.data_dir / "identity.sqlite", clock=clock)
         self.default_audience = settings.audience
         self.audiences: set[str] = {settings.audience}

@@ -16,6 +16,8 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import Route
 
 from devstack.identity import pages
+from devstack.identity.clients import logout_url_allowed
+from devstack.identity.login_throttle import LoginThrottled
 
 if TYPE_CHECKING:
     from devstack.identity.provider import IdentityProvider, OAuthRequest
@@ -132,10 +134,21 @@ def provider_routes(provider: IdentityProvider) -> list[Route]:
                 pages.error_page("Login", "This login link is invalid or has expired."), 400
             )
         email = form.get("email", "")
+        client = provider.clients.get(txn.get("client_id"))
+        address = request.client.host if request.client else ""
+        try:
+            provider.login_throttle.begin(email, address)
+        except LoginThrottled as exc:
+            # Refused before the password is checked: the answer says nothing about the guess.
+            body = pages.login_page(
+                txn_id, email=email, error=str(exc), client_name=client.name if client else ""
+            )
+            return HTMLResponse(
+                body, status_code=429, headers={"Retry-After": str(exc.retry_after)}
+            )
         # PBKDF2 takes tens of milliseconds: off the event loop
         user = await run_in_threadpool(provider.users.authenticate, email, form.get("password", ""))
         if user is None:
-            client = provider.clients.get(txn.get("client_id"))
             body = pages.login_page(
                 txn_id,
                 email=email,
@@ -143,6 +156,7 @@ def provider_routes(provider: IdentityProvider) -> list[Route]:
                 client_name=client.name if client else "",
             )
             return HTMLResponse(body, status_code=401)
+        provider.login_throttle.succeeded(email, address)
         old = request.cookies.get(SESSION_COOKIE)
         if old:
             provider.store.delete_session(old)  # a new login never reuses a session id
@@ -329,13 +343,11 @@ def provider_routes(provider: IdentityProvider) -> list[Route]:
         return response
 
     def _logout_target_allowed(url: str, client) -> bool:
-        if url.startswith(provider.issuer):
-            return True
-        if client is None:
-            return False
-        parts = urlsplit(url)
-        loopback = parts.scheme == "http" and parts.hostname in ("127.0.0.1", "::1")
-        return client.check_redirect_uri(url) or (client.allow_loopback_redirects and loopback)
+        """As Auth0: the client's Allowed Logout URLs when a client_id is given, else the
+        tenant's; no prefix, no port, no loopback or issuer exception."""
+        if client is not None:
+            return client.check_logout_url(url)
+        return logout_url_allowed(url, provider.allowed_logout_urls)
 
     return [
         Route("/.well-known/openid-configuration", openid_configuration),

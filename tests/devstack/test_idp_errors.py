@@ -129,6 +129,25 @@ async def test_wrong_or_missing_verifier(idp):
     assert missing.status_code == 400 and missing.json()["error"] == "invalid_request"
 
 
+@pytest.mark.parametrize("bad_verifier", ["x" * 50, None, "short", "y" * 129, "bad chars !" * 5])
+async def test_one_failed_pkce_verification_kills_the_code(idp, bad_verifier):
+    """A stolen code gets one guess: after a wrong or missing verifier, the right one fails."""
+    _, app = idp
+    async with http_client(app) as http:
+        await sign_in(http)
+        code, verifier, _ = await get_code(http)
+        failed = await exchange(http, code, bad_verifier)
+        right_too_late = await exchange(http, code, verifier)
+        # a fresh code still works: the dead code is the only casualty
+        code2, verifier2, _ = await get_code(http)
+        fine = await exchange(http, code2, verifier2)
+    assert failed.status_code == 400
+    assert failed.json()["error"] in ("invalid_grant", "invalid_request")
+    assert right_too_late.status_code == 400 and right_too_late.json()["error"] == "invalid_grant"
+    assert "access_token" not in right_too_late.json()
+    assert fine.status_code == 200 and fine.json()["access_token"]
+
+
 async def test_reused_code_is_refused_and_revokes_what_it_issued(idp):
     _, app = idp
     async with http_client(app) as http:

@@ -189,7 +189,9 @@ async def test_login_page_refuses_unknown_or_missing_transaction(idp):
 
 
 async def test_logout_ends_the_session(idp):
-    _, app = idp
+    provider, app = idp
+    cli = provider.clients.get(get_settings().cli_client_id)
+    cli.allowed_logout_urls.append("http://127.0.0.1:8000/")
     params = authorize_params(prompt="none")
     params.pop("_verifier")
     async with http_client(app) as http:
@@ -209,6 +211,66 @@ async def test_logout_ends_the_session(idp):
     assert query_of(after)["error"] == "login_required"
     assert back.status_code == 302 and back.headers["location"] == "http://127.0.0.1:8000/"
     assert refused.status_code == 400
+
+
+_REGISTERED = "http://127.0.0.1:8000/signed-out"
+
+
+@pytest.mark.parametrize(
+    "return_to",
+    [
+        "http://127.0.0.1:8001/signed-out",  # another loopback port
+        "http://127.0.0.1:8000/",  # another path
+        "http://127.0.0.1:8000/signed-out/../../evil",
+        "http://127.0.0.1:8000/signed-outx",
+        "http://127.0.0.1:8000.evil.example/signed-out",
+        "http://127.0.0.1:8000@evil.example/signed-out",
+        "http://user@127.0.0.1:8000/signed-out",
+        "https://127.0.0.1:8000/signed-out",
+        "//127.0.0.1:8000/signed-out",
+        "javascript:alert(1)",
+        "http://127.0.0.1:8000/signed-out\r\nSet-Cookie: x=1",
+        "http://[::1]:8000/signed-out",
+        "http://localhost:8000/signed-out",
+        "http://127.0.0.1:2024/callback",  # a loopback redirect URI is not a logout URL
+    ],
+)
+async def test_logout_return_to_accepts_only_the_clients_registered_urls(idp, return_to):
+    provider, app = idp
+    s = get_settings()
+    provider.clients.get(s.cli_client_id).allowed_logout_urls.append(_REGISTERED)
+    async with http_client(app) as http:
+        await sign_in(http)
+        answer = await http.get(
+            "/v2/logout", params={"client_id": s.cli_client_id, "returnTo": return_to}
+        )
+    assert answer.status_code == 400, answer.headers.get("location")
+    assert "location" not in answer.headers
+
+
+async def test_logout_urls_are_per_client_and_the_query_is_not_compared(idp):
+    provider, app = idp
+    s = get_settings()
+    provider.clients.get(s.cli_client_id).allowed_logout_urls.append(_REGISTERED)
+    async with http_client(app) as http:
+        with_query = await http.get(
+            "/oidc/logout",
+            params={"client_id": s.cli_client_id, "post_logout_redirect_uri": _REGISTERED + "?a=1"},
+        )
+        other_client = await http.get(
+            "/v2/logout", params={"client_id": s.agent_client_id, "returnTo": _REGISTERED}
+        )
+        no_client = await http.get("/v2/logout", params={"returnTo": _REGISTERED})
+        issuer_page = await http.get(
+            "/v2/logout", params={"client_id": s.cli_client_id, "returnTo": provider.issuer}
+        )
+        provider.allowed_logout_urls.append(_REGISTERED)  # the tenant's list
+        tenant = await http.get("/v2/logout", params={"returnTo": _REGISTERED})
+    assert with_query.status_code == 302 and with_query.headers["location"] == _REGISTERED + "?a=1"
+    assert other_client.status_code == 400
+    assert no_client.status_code == 400
+    assert issuer_page.status_code == 400
+    assert tenant.status_code == 302 and tenant.headers["location"] == _REGISTERED
 
 
 @pytest.mark.server
