@@ -83,6 +83,9 @@ async def test_client_metadata_cannot_make_an_assistant_shared(alice, bob) -> No
     assert all(a["metadata"].get("owner") in (None, BOB) for a in await bob.assistants.search())
     assert (await _answer(bob.assistants.get(mine["assistant_id"])))[0] in (403, 404)
     assert (await _answer(bob.runs.wait(None, mine["assistant_id"], input=HELLO)))[0] == 404
+    assert (await _answer(bob.assistants.get_versions(mine["assistant_id"])))[0] in (403, 404)
+    assert (await _answer(bob.assistants.set_latest(mine["assistant_id"], 1)))[0] in (403, 404)
+    assert (await alice.assistants.set_latest(mine["assistant_id"], 1))["version"] == 1
 
 
 async def test_the_graphs_own_assistant_serves_every_user(alice, bob) -> None:
