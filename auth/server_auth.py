@@ -35,14 +35,12 @@ from auth import credentials
 from auth.errors import InvalidToken, ProviderUnavailable
 from auth.jwt import JWTValidator, expires_at, scopes
 from auth.server_requests import (
-    MalformedRequest,
     NotAllowed,
     RequestRefused,
-    check_command,
     check_config,
     check_context,
-    check_input,
     check_metadata,
+    check_run_request,
 )
 from settings import get_settings
 
@@ -225,22 +223,6 @@ def _is_studio(ctx: Auth.types.AuthContext) -> bool:
 
 def _refused(exc: RequestRefused) -> Auth.exceptions.HTTPException:
     return Auth.exceptions.HTTPException(status_code=exc.status, detail=str(exc))
-
-
-def check_run_request(kwargs: Any, owner: str, *, studio: bool, what: str = "A run") -> None:
-    """The parts of a run (or of a cron's payload) that reach the graph; raises `RequestRefused`.
-
-    Studio, where explicitly enabled on a developer's machine, may edit state (a command's
-    `update`/`goto`, an earlier checkpoint, any input); its context is still checked, so a
-    token never rides along into stored runs.
-    """
-    if not isinstance(kwargs, dict):
-        raise MalformedRequest(f"{what} must be an object.")
-    if not studio:
-        check_input(kwargs.get("input"))
-        check_command(kwargs.get("command"))
-        check_config(kwargs.get("config"), owner, what=what, identity_only=False)
-    check_context(kwargs.get("context"), owner, what=what)
 
 
 @auth.on.threads.create_run

@@ -253,3 +253,19 @@ def check_metadata(metadata: Any, *, what: str, owner_key: str, owner: str | Non
         )
     if owner is not None and metadata.get(owner_key, owner) != owner:
         raise NotAllowed(f"{what}'s owner comes from your token; it cannot be given away.")
+
+
+def check_run_request(kwargs: Any, owner: str, *, studio: bool, what: str = "A run") -> None:
+    """The parts of a run (or of a cron's payload) that reach the graph; raises `RequestRefused`.
+
+    Studio, where explicitly enabled on a developer's machine, may edit state (a command's
+    `update`/`goto`, an earlier checkpoint, any input); its context is still checked, so a
+    token never rides along into stored runs.
+    """
+    if not isinstance(kwargs, Mapping):
+        raise MalformedRequest(f"{what} must be an object.")
+    if not studio:
+        check_input(kwargs.get("input"))
+        check_command(kwargs.get("command"))
+        check_config(kwargs.get("config"), owner, what=what, identity_only=False)
+    check_context(kwargs.get("context"), owner, what=what)

@@ -14,9 +14,11 @@ DISCOVERY = "/.well-known/openid-configuration"
 
 
 class SlowIssuer:
-    """Holds every request until `release()`; `hits` counts requests per path as they arrive."""
+    """Holds requests until `release()` (those for the `hold` paths, or all); `hits` counts
+    requests per path as they arrive. Answers discovery, and an empty key set at `/jwks`."""
 
-    def __init__(self) -> None:
+    def __init__(self, hold: tuple[str, ...] | None = None) -> None:
+        self.hold = hold
         self.hits: Counter[str] = Counter()
         self.arrived = threading.Condition()
         self._released = threading.Event()
@@ -32,14 +34,14 @@ class SlowIssuer:
                 with issuer.arrived:
                     issuer.hits[self.path] += 1
                     issuer.arrived.notify_all()
-                issuer._released.wait(60)
-                body = json.dumps(
-                    {
-                        "issuer": issuer.url,
-                        "jwks_uri": issuer.url + "jwks",
-                        "token_endpoint": issuer.url + "token",
-                    }
-                ).encode()
+                if issuer.hold is None or self.path in issuer.hold:
+                    issuer._released.wait(60)
+                document = {
+                    "issuer": issuer.url,
+                    "jwks_uri": issuer.url + "jwks",
+                    "token_endpoint": issuer.url + "token",
+                }
+                body = json.dumps({"keys": []} if self.path == "/jwks" else document).encode()
                 try:
                     self.send_response(200)
                     self.send_header("Content-Type", "application/json")

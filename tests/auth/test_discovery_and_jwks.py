@@ -224,6 +224,19 @@ def _validator(issuer: FakeIssuer, clock: Clock, min_refresh: float = 60) -> JWT
     )
 
 
+async def test_concurrent_tokens_behind_a_slow_jwks_share_one_fetch() -> None:
+    issuer = FakeIssuer()
+    with SlowIssuer(hold=("/jwks",)).serving() as slow:
+        validator = JWTValidator(slow.url, AUDIENCE, timeout=0.5)
+        results = await asyncio.gather(
+            *(validator.validate(issuer.mint()) for _ in range(3)), return_exceptions=True
+        )
+        assert all(isinstance(r, ProviderUnavailable) for r in results), results
+        with pytest.raises(ProviderUnavailable):  # within the failure window: no new fetch
+            await validator.validate(issuer.mint())
+    assert slow.hits["/jwks"] == 1 and slow.hits[DISCOVERY] == 1
+
+
 async def test_keys_are_fetched_once_for_many_tokens() -> None:
     issuer = FakeIssuer()
     validator = _validator(issuer, Clock())

@@ -562,3 +562,22 @@ async def test_studio_header_without_authorization_goes_through_the_scope(issuer
     with pytest.raises(HTTPError) as caught:
         await sa.authenticate(_scope((b"x-auth-scheme", b"langsmith")))
     assert "Studio" in caught.value.detail
+
+
+async def test_a_cron_firing_passes_the_run_rules(issuer) -> None:
+    # What langgraph-api's scheduler replays from a stored cron payload (seen on langgraph dev):
+    # its configurable (cron id, the creator as auth user) is copied into the run's context.
+    configurable = {
+        "cron_id": "01a2378f",
+        "langgraph_auth_user": {"identity": "auth0|alice"},
+        "langgraph_auth_user_id": "auth0|alice",
+        "langgraph_auth_permissions": ["authenticated"],
+    }
+    value = _run(
+        input={"messages": [{"role": "user", "content": "hello"}]},
+        config={"configurable": dict(configurable)},
+        context=dict(configurable),
+    )
+    assert await sa.on_run_create(_ctx(_alice(), action="create_run"), value) == {
+        "owner": "auth0|alice"
+    }

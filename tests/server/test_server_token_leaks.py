@@ -1,4 +1,5 @@
-"""After real runs on `langgraph dev`, no token string is in its data folder or its logs.
+"""After real runs on `langgraph dev`, no token string is in its data folder or its logs, even
+after each user tried to store their own token through assistants, runs and crons.
 
 The server is stopped (gracefully, so the in-memory runtime flushes `.langgraph_api/`) before
 the files are searched; each token is searched whole and by its signature alone.
@@ -17,11 +18,36 @@ from tests.server.conftest import run_langgraph_dev
 pytestmark = pytest.mark.server
 
 TURNS = ["hello", "search GitHub repositories for langgraph", "thanks"]
+HELLO = {"messages": [{"role": "user", "content": "hello"}]}
 
 
-def _converse(url: str, token: str) -> str:
+def _smuggle(client, token: str, thread_id: str) -> list[int]:
+    """Try to store the caller's own token through an assistant, a run and a cron (each must be
+    refused: what is accepted there is written to `.langgraph_api/`)."""
+    attempts = [
+        lambda: client.assistants.create(
+            "agent", config={"configurable": {"subject_token": token}}
+        ),
+        lambda: client.assistants.create("agent", context={"subject_token": token}),
+        lambda: client.runs.wait(thread_id, "agent", input=HELLO, context={"subject_token": token}),
+        lambda: client.crons.create(
+            "agent", schedule="0 0 1 1 *", input=HELLO, context={"subject_token": token}
+        ),
+    ]
+    statuses = []
+    for attempt in attempts:
+        try:
+            attempt()
+            statuses.append(200)
+        except httpx.HTTPStatusError as exc:
+            statuses.append(exc.response.status_code)
+    return statuses
+
+
+def _converse(url: str, token: str, smuggled: list[int]) -> str:
     client = get_sync_client(url=url, api_key=None, headers={"Authorization": f"Bearer {token}"})
     thread = client.threads.create()
+    smuggled.extend(_smuggle(client, token, thread["thread_id"]))
     for text in TURNS:
         client.runs.wait(
             thread["thread_id"], "agent", input={"messages": [{"role": "user", "content": text}]}
@@ -35,9 +61,10 @@ def _converse(url: str, token: str) -> str:
 def finished_server(devstack, alice_tokens, bob_tokens, mint_token, tmp_path_factory):
     forged = [mint_token.expired(), mint_token.tampered(), mint_token.hs256_with_public_key()]
     with run_langgraph_dev(devstack, tmp_path_factory.mktemp("langgraph-leaks")) as server:
+        smuggled: list[int] = []
         threads = [
-            _converse(server.url, alice_tokens.access_token),
-            _converse(server.url, bob_tokens.access_token),
+            _converse(server.url, alice_tokens.access_token, smuggled),
+            _converse(server.url, bob_tokens.access_token, smuggled),
         ]
         for token in forged:
             response = httpx.post(
@@ -56,7 +83,7 @@ def finished_server(devstack, alice_tokens, bob_tokens, mint_token, tmp_path_fac
                 secrets[f"{name}.{kind}"] = value
     for i, token in enumerate(forged):
         secrets[f"forged{i}"] = token
-    return server, threads, secrets
+    return server, threads, secrets, smuggled
 
 
 def _needles(secrets: dict[str, str]) -> dict[str, bytes]:
@@ -81,7 +108,7 @@ def _leaks(files: list[Path], secrets: dict[str, str]) -> list[str]:
 
 
 def test_the_data_folder_was_written(finished_server) -> None:
-    server, threads, _ = finished_server
+    server, threads, _, _ = finished_server
     files = [p for p in server.data_dir.rglob("*") if p.is_file()]
     assert files, "langgraph dev wrote nothing to .langgraph_api/"
     blob = b"".join(p.read_bytes() for p in files)
@@ -90,13 +117,13 @@ def test_the_data_folder_was_written(finished_server) -> None:
 
 
 def test_no_token_in_the_data_folder(finished_server) -> None:
-    server, _, secrets = finished_server
+    server, _, secrets, _ = finished_server
     files = [p for p in server.data_dir.rglob("*") if p.is_file()]
     assert _leaks(files, secrets) == []
 
 
 def test_no_token_in_the_server_logs(finished_server) -> None:
-    server, _, secrets = finished_server
+    server, _, secrets, _ = finished_server
     log = server.log_text()
     assert "POST /threads" in log or "/runs" in log  # the log really captured the requests
     assert _leaks([server.log_path], secrets) == []
@@ -104,7 +131,13 @@ def test_no_token_in_the_server_logs(finished_server) -> None:
 
 def test_no_token_in_the_agents_own_data_folder(finished_server) -> None:
     # WARRANT_DATA_DIR of the server (ledger, caches): in-process credentials never land there.
-    server, _, secrets = finished_server
+    server, _, secrets, _ = finished_server
     folder = server.cwd / "warrant-data"
     files = [p for p in folder.rglob("*") if p.is_file()] if folder.exists() else []
     assert _leaks(files, secrets) == []
+
+
+def test_tokens_offered_through_assistants_runs_and_crons_were_refused(finished_server) -> None:
+    _, _, _, smuggled = finished_server
+    assert len(smuggled) == 8
+    assert all(status in (403, 422) for status in smuggled), smuggled
