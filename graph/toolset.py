@@ -11,6 +11,8 @@ from what it declared with `tools.base.declare(...)`:
 
 from __future__ import annotations
 
+from collections import Counter
+
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -30,14 +32,26 @@ class ToolsetError(TypeError):
 
 
 def pending_tool_calls(messages: Sequence[AnyMessage]) -> list[ToolCall]:
-    """The latest model message's tool calls that no ToolMessage has answered yet."""
-    answered: set[str] = set()
+    """The latest model message's tool calls that no ToolMessage has answered yet.
+
+    Answers are counted, not just looked up: each answer covers one call, in order, so calls
+    that share an id (or have none: their answers carry "") are answered once each instead of
+    all at once, or never (an id-less call used to be routed again and again).
+    """
+    answers: Counter[str] = Counter()
     for message in reversed(messages):
         if isinstance(message, ToolMessage):
-            answered.add(message.tool_call_id)
+            answers[message.tool_call_id or ""] += 1
             continue
         if isinstance(message, AIMessage):
-            return [call for call in message.tool_calls if call.get("id") not in answered]
+            pending = []
+            for call in message.tool_calls:
+                key = call.get("id") or ""
+                if answers[key] > 0:
+                    answers[key] -= 1
+                else:
+                    pending.append(call)
+            return pending
         return []
     return []
 

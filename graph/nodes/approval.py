@@ -29,7 +29,7 @@ import sqlite3
 import time
 from typing import Any
 
-from langchain_core.messages import ToolCall, ToolMessage
+from langchain_core.messages import AIMessage, ToolCall, ToolMessage
 from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import BaseTool
 from langgraph.errors import GraphInterrupt
@@ -408,6 +408,25 @@ async def _poll(
     return await _run_approved(ledger, record, tool, call, user, runtime, granted)
 
 
+def _ledger_key(state: State, call: ToolCall) -> str | None:
+    """The ledger's name for this call: its id; for a call without one, its place (the model
+    message's id and the call's index, stable across resumes); None for a call that repeats an
+    earlier call's id in the same message (the ledger would take it for that call)."""
+    for message in reversed(state["messages"]):
+        if isinstance(message, AIMessage):
+            calls = message.tool_calls
+            index = next((i for i, c in enumerate(calls) if c is call), None)
+            if index is None:
+                break
+            call_id = call.get("id")
+            if not call_id:
+                return f"unnamed:{message.id}:{index}"
+            if any(c.get("id") == call_id for c in calls[:index]):
+                return None
+            return call_id
+    return call.get("id") or ""
+
+
 async def approval(
     state: State,
     config: RunnableConfig,
@@ -440,8 +459,16 @@ async def approval(
                 )
             ]
         }
+    key = _ledger_key(state, call)
+    if key is None:
+        text = (
+            f"This {tool.name} call repeats the id of an earlier call in the same reply, so it "
+            "was not run (one approval covers one call); nothing was done. Ask again to do it "
+            "a second time."
+        )
+        return {"messages": [error_message(call, text)]}
     try:
-        return await _approve(tool, need, call, user, str(thread_id), runtime)
+        return await _approve(tool, need, call, key, user, str(thread_id), runtime)
     except LEDGER_FAILURES as exc:
         # Every ledger step comes before the action runs (the one after is guarded in
         # `_run_approved`): without the ledger there is no at-most-once, so nothing runs.
@@ -457,6 +484,7 @@ async def _approve(
     tool: BaseTool,
     need: ApprovalRequirement,
     call: ToolCall,
+    key: str,
     user: ActingUser,
     thread_id: str,
     runtime: Runtime[Context],
@@ -465,7 +493,7 @@ async def _approve(
     args = _validated_arguments(tool, call["args"])
     digest = action_digest(tool.name, args)
     ledger = await get_ledger()
-    where = {"user_id": user["sub"], "thread_id": thread_id, "tool_call_id": call["id"] or ""}
+    where = {"user_id": user["sub"], "thread_id": thread_id, "tool_call_id": key}
     existing = await ledger.find(**where)
     if existing is not None:
         if existing.action_digest != digest:

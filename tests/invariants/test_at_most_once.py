@@ -113,3 +113,74 @@ async def test_two_processes_racing_one_resume_make_one_gist(
     assert world.gists() == 1, results
     assert (await world.record(record.id)).status is ApprovalStatus.DONE
     assert len(world.pushes(record.action_digest)) == 1
+
+
+def two_calls(first: tuple[str | None, str], second: tuple[str | None, str]) -> AIMessage:
+    calls = [
+        {
+            "name": "create_public_gist",
+            "args": {"description": "twin", "content": marker, "filename": f"twin-{n}.md"},
+            "id": call_id,
+            "type": "tool_call",
+        }
+        for n, (call_id, marker) in enumerate((first, second))
+    ]
+    return AIMessage(content="", tool_calls=calls)
+
+
+def test_answers_are_counted_per_call_for_missing_and_shared_ids() -> None:
+    from langchain_core.messages import ToolMessage
+
+    from graph.routing import pending_tool_calls
+
+    for call_id in (None, "same"):
+        ai = two_calls((call_id, "a"), (call_id, "b"))
+        first, second = ai.tool_calls
+        assert pending_tool_calls([ai]) == [first, second]
+        answer = ToolMessage("done", tool_call_id=call_id or "")
+        assert pending_tool_calls([ai, answer]) == [second]
+        assert pending_tool_calls([ai, answer, answer]) == []
+
+
+async def test_calls_without_an_id_each_get_their_own_approval_and_run_once(
+    world, scripted, tmp_path, thread_config
+) -> None:
+    one, two = world.marker + "-1", world.marker + "-2"
+    scripted.script = [two_calls((None, one), (None, two))]
+    async with saved_graph(tmp_path / "cp.sqlite") as graph:
+        out = await graph.ainvoke(ask(), thread_config, context=world.ctx)
+        first = await world.record(pending_interrupt(out)["approval_id"])
+        world.approve(first)
+        await until_due(first)
+        # The first runs; the second (also without an id) is its own request, not "done once".
+        out = await graph.ainvoke(Command(resume=WAKE), thread_config, context=world.ctx)
+        second = await world.record(pending_interrupt(out)["approval_id"])
+        assert second.id != first.id and second.action_digest != first.action_digest
+        assert world.gists(one) == 1 and world.gists(two) == 0
+        world.approve(second)
+        await until_due(second)
+        out = await graph.ainvoke(Command(resume=WAKE), thread_config, context=world.ctx)
+        assert "__interrupt__" not in out
+        assert [m.status for m in tool_results(out)] == ["success", "success"]
+        assert world.gists(one) == 1 and world.gists(two) == 1
+        assert len(world.pushes(first.action_digest)) == 1
+        assert len(world.pushes(second.action_digest)) == 1
+
+
+async def test_calls_sharing_an_id_in_one_reply_are_answered_once_each(
+    world, scripted, tmp_path, thread_config
+) -> None:
+    one, two = world.marker + "-1", world.marker + "-2"
+    scripted.script = [two_calls(("call_twin", one), ("call_twin", two))]
+    async with saved_graph(tmp_path / "cp.sqlite") as graph:
+        out = await graph.ainvoke(ask(), thread_config, context=world.ctx)
+        record = await world.record(pending_interrupt(out)["approval_id"])
+        world.approve(record)
+        await until_due(record)
+        out = await graph.ainvoke(Command(resume=WAKE), thread_config, context=world.ctx)
+        assert "__interrupt__" not in out
+        ran, twin = tool_results(out)
+        assert ran.status == "success"
+        assert twin.status == "error" and "repeats the id" in twin.content
+        assert world.gists(one) == 1 and world.gists(two) == 0
+        assert len(world.pushes(record.action_digest)) == 1
