@@ -53,11 +53,17 @@ def demo(
         None, "--model", help="Chat model for this run (default: WARRANT_MODEL, `offline`)."
     ),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="INFO logs on stderr."),
+    server: bool = typer.Option(
+        False, "--server", help="Run every step through a real `langgraph dev` subprocess."
+    ),
 ) -> None:
     """Run the offline demo end to end: login, GitHub via Token Vault, documents, approvals."""
     from rich.markup import escape
 
     from devstack.demo import DemoReport, StepResult, run_demo
+
+    if server:
+        from devstack.demo.served import run_served_demo as run_demo
 
     _configure_logging(verbose)
     out = Console(highlight=False, soft_wrap=True)
@@ -75,7 +81,8 @@ def demo(
 
     if not as_json:
         spec = model or get_settings().model
-        out.print(f"[bold]warrant demo[/bold]: offline devstack, chat model {spec}")
+        where = "offline devstack and `langgraph dev`" if server else "offline devstack"
+        out.print(f"[bold]warrant demo[/bold]: {where}, chat model {spec}")
     try:
         report = asyncio.run(run_demo(model=model, on_step=show, log_level="warning"))
     except Exception as exc:  # a bug outside every step: still one report, still no traceback

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+import os
+import sys
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +15,8 @@ import yaml
 
 from vectorstore.ingest import Ingestor, IngestOutcome, Sharing
 
-DEMO_CORPUS = Path(__file__).resolve().parent / "demo_corpus"
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+DEMO_CORPUS = PROJECT_ROOT / "vectorstore" / "demo_corpus"
 
 # The question the demo asks as alice and as bob, and what only alice's answer may contain.
 DEMO_QUESTION = "Search the internal documents: when does Project Heron launch, and its budget?"
@@ -89,3 +94,105 @@ async def documents_step(ask: Ask) -> tuple[bool, str]:
         f"alice's private plan answered her ({PRIVATE_FACT}); bob's same question got none of "
         "it; both read the shared and the public document"
     )
+
+
+# What the ingesting process needs to write where the caller reads (documents and FGA tuples).
+_INGEST_SETTINGS = (
+    "data_dir",
+    "fga_backend",
+    "fga_api_url",
+    "fga_store_id",
+    "fga_model_id",
+    "chroma_mode",
+    "chroma_host",
+    "chroma_port",
+    "chroma_collection",
+    "embeddings",
+    "openai_api_key",
+    "openai_base_url",
+)
+INGEST_TIMEOUT_SECONDS = 300.0
+
+
+class DemoIngestError(RuntimeError):
+    """The separate ingesting process failed; the message says how (never a token)."""
+
+
+def ingest_environment(settings: Any) -> dict[str, str]:
+    """This environment without its `WARRANT_*`, plus `settings`' storage, as `WARRANT_*`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WARRANT_")}
+    for name in _INGEST_SETTINGS:
+        value = getattr(settings, name, None)
+        if value is None:
+            continue
+        if hasattr(value, "get_secret_value"):
+            value = value.get_secret_value()
+        if name == "data_dir":
+            value = Path(value).absolute()
+        env[f"WARRANT_{name.upper()}"] = str(value)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(PROJECT_ROOT), env.get("PYTHONPATH")) if p)
+    return env
+
+
+async def ingest_demo_corpus_elsewhere(settings: Any) -> list[IngestOutcome]:
+    """Ingest the demo corpus (model, tuples, chunks) from a fresh Python process.
+
+    Chroma's native index writer puts memory it never initialised into its segment files
+    (`data_level0.bin`); in a process that has handled token responses, that memory can hold
+    them. A process that never saw a token has none to write, so the demo ingests from one.
+    """
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "vectorstore.demo",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=ingest_environment(settings),
+        cwd=str(PROJECT_ROOT),
+    )
+    try:
+        out, err = await asyncio.wait_for(process.communicate(), INGEST_TIMEOUT_SECONDS)
+    except TimeoutError:
+        process.kill()
+        await process.wait()
+        raise DemoIngestError(
+            f"ingesting the demo corpus took longer than {INGEST_TIMEOUT_SECONDS:.0f} s"
+        ) from None
+    if process.returncode != 0:
+        lines = err.decode(errors="replace").strip().splitlines() or ["no message"]
+        raise DemoIngestError(f"ingesting the demo corpus failed: {lines[-1]}")
+    try:
+        return [IngestOutcome(**entry) for entry in json.loads(out.decode())]
+    except (ValueError, TypeError) as exc:
+        raise DemoIngestError(f"the ingesting process answered nonsense ({exc})") from None
+
+
+async def _ingest_here() -> list[IngestOutcome]:
+    from auth.fga.factory import make_fga_client
+    from vectorstore.store import DocumentStore
+
+    fga = make_fga_client()
+    store = DocumentStore.open()
+    try:
+        return await prepare_demo_documents(fga, store)
+    finally:
+        await fga.close()
+        store.close()
+
+
+def main() -> int:
+    """`python -m vectorstore.demo`: ingest the demo corpus where settings say; JSON outcomes."""
+    try:
+        outcomes = asyncio.run(_ingest_here())
+    except Exception as exc:
+        sys.stderr.write(f"{type(exc).__name__}: {exc}\n")
+        return 1
+    sys.stdout.write(json.dumps([asdict(o) for o in outcomes]) + "\n")
+    failed = [o for o in outcomes if o.status == "failed"]
+    for o in failed:
+        sys.stderr.write(f"{o.source}: {o.error}\n")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

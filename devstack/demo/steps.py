@@ -134,18 +134,17 @@ async def github_search_step(world: DemoWorld) -> str:
 
 async def documents_step(world: DemoWorld) -> str:
     """FGA-filtered retrieval: alice reads her private plan, bob asking the same gets none of it."""
-    from auth.fga.factory import make_fga_client
-    from tools.documents import document_store
+    from vectorstore.demo import DemoIngestError, ingest_demo_corpus_elsewhere
     from vectorstore.demo import documents_step as check_documents
-    from vectorstore.demo import prepare_demo_documents
 
+    # This process has handled token responses: the corpus is ingested by one that has not,
+    # so no freed token buffer can end up in Chroma's files (see ingest_demo_corpus_elsewhere).
+    try:
+        outcomes = await ingest_demo_corpus_elsewhere(world.settings)
+    except DemoIngestError as exc:
+        raise DemoError(str(exc)) from None
     if world.warm_up is not None:
         await asyncio.gather(world.warm_up, return_exceptions=True)
-    fga = make_fga_client(world.settings)
-    try:
-        outcomes = await prepare_demo_documents(fga, document_store(world.settings))
-    finally:
-        await fga.close()
 
     async def ask(who: str, question: str) -> str:
         return await world.answer(who, question, "documents")

@@ -1,0 +1,143 @@
+"""A `langgraph dev` subprocess for `warrant demo --server`: started, awaited, logged, stopped.
+
+It runs offline, without `--allow-blocking` (a blocking call on its event loop is an error, as
+for a user) and without reload, in a working folder of its own whose project files are links to
+this project, so its `.langgraph_api/` data never lands in the project.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+STARTUP_LIMIT_SECONDS = 120.0
+BLOCKING_MARK = "Blocking call"
+
+
+class LangGraphDevError(RuntimeError):
+    """`langgraph dev` did not start; the message says why (with the end of its log)."""
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port nothing listens on now (the server binds it moments later)."""
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def _project_entries(root: Path) -> list[Path]:
+    """What `langgraph.json` needs beside it: the config, packaging and every Python package."""
+    found = []
+    for entry in sorted(root.iterdir()):
+        if entry.name.startswith(".") or entry.name in ("tests", "benchmarks"):
+            continue
+        if entry.name in ("langgraph.json", "pyproject.toml") or entry.suffix == ".py":
+            found.append(entry)
+        elif entry.is_dir() and (entry / "__init__.py").is_file():
+            found.append(entry)
+    return found
+
+
+def link_project(cwd: Path, root: Path = PROJECT_ROOT) -> None:
+    """Make `cwd` a working folder for `langgraph dev` whose project files are `root`'s."""
+    cwd.mkdir(parents=True, exist_ok=True)
+    for entry in _project_entries(root):
+        (cwd / entry.name).symlink_to(entry)
+
+
+def langgraph_bin() -> str:
+    """This environment's own `langgraph`, else the one on PATH."""
+    local = Path(sys.executable).with_name("langgraph")
+    return str(local) if local.exists() else "langgraph"
+
+
+@dataclass
+class LangGraphDev:
+    """A running `langgraph dev`: its URL, working folder, log file and process."""
+
+    url: str
+    cwd: Path
+    log_path: Path
+    process: subprocess.Popen[bytes]
+    startup_seconds: float
+
+    def log_text(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def blocking_calls(self) -> list[str]:
+        """The log lines where the server refused a blocking call on its event loop."""
+        return [line for line in self.log_text().splitlines() if BLOCKING_MARK in line]
+
+    def stop(self, timeout: float = 15.0) -> int | None:
+        """SIGTERM its process group (workers too), SIGKILL if it lingers; its exit code."""
+        if self.process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(5)
+        return self.process.returncode
+
+
+async def start_langgraph_dev(
+    cwd: Path, env: dict[str, str], port: int, *, limit: float = STARTUP_LIMIT_SECONDS
+) -> LangGraphDev:
+    """Start `langgraph dev` in `cwd` on 127.0.0.1:`port` and wait until it answers `/ok`."""
+    await asyncio.to_thread(link_project, cwd)
+    log_path = cwd / "server.log"
+    started = time.perf_counter()
+
+    def spawn() -> subprocess.Popen[bytes]:
+        with log_path.open("wb") as log:
+            return subprocess.Popen(
+                [
+                    langgraph_bin(),
+                    "dev",
+                    "--no-browser",
+                    "--no-reload",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(port),
+                ],
+                cwd=cwd,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # its own group: stopping it stops its workers too
+            )
+
+    process = await asyncio.to_thread(spawn)
+    server = LangGraphDev(f"http://127.0.0.1:{port}", cwd, log_path, process, 0.0)
+    async with httpx.AsyncClient(timeout=2) as http:
+        while time.perf_counter() - started < limit:
+            if process.poll() is not None:
+                break
+            with contextlib.suppress(httpx.HTTPError):
+                if (await http.get(server.url + "/ok")).status_code == 200:
+                    server.startup_seconds = time.perf_counter() - started
+                    return server
+            await asyncio.sleep(0.2)
+    await asyncio.to_thread(server.stop)
+    tail = " ".join(server.log_text()[-600:].split())
+    raise LangGraphDevError(
+        f"langgraph dev did not answer /ok within {limit:.0f} s (exit {process.returncode}); "
+        f"its log ends: {tail or 'nothing'}"
+    )

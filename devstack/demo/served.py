@@ -1,0 +1,377 @@
+"""`warrant demo --server`: the demo's four steps, each through a real `langgraph dev`.
+
+The devstack runs in this process on ephemeral loopback ports; `langgraph dev` runs as its own
+process (offline, no `--allow-blocking`, no reload), configured for the devstack with ping
+delivery to its callback route, and shares a temporary data folder with this process (Chroma,
+FGA tuples and the approvals ledger, all in SQLite files). Each step talks to the server with
+`langgraph_sdk` and the bearer token of a real login, and fails if the server logged a blocking
+call while it ran. The report has the shape `warrant demo --json` prints.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+from langchain_core.messages import BaseMessage, ToolMessage, messages_from_dict
+from langgraph.types import Command, Interrupt
+
+from devstack.demo.gist_approval import (
+    GIST_TOOL,
+    SETTLE_SECONDS,
+    _ask_for_gist,
+    _decide,
+    _gists_of,
+    _replay_ping,
+    missing_modules,
+)
+from devstack.demo.langgraph_dev import LangGraphDev, LangGraphDevError, free_port
+from devstack.demo.report import DemoReport, StepResult, scrub
+from devstack.demo.runner import EMBEDDED, STEP_TIMEOUT_SECONDS, Step, _release, run_step
+from devstack.demo.world import DemoError, DemoWorld, interrupts, last_answer
+from settings import Settings, get_settings
+
+# `langgraph dev` offline: no analytics, version check, tracing or model download
+OFFLINE_ENV = {
+    "LANGGRAPH_CLI_NO_ANALYTICS": "1",
+    "LANGGRAPH_NO_VERSION_CHECK": "true",
+    "LANGSMITH_TRACING": "false",
+    "LANGCHAIN_TRACING_V2": "false",
+    "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "ANONYMIZED_TELEMETRY": "False",
+    "PYTHONUNBUFFERED": "1",
+}
+# Of the caller's WARRANT_* settings, the server keeps only what a chosen model needs.
+KEPT_SETTINGS = ("WARRANT_OPENAI_API_KEY", "WARRANT_OPENAI_BASE_URL")
+
+
+def _messages(raw: Sequence[Any]) -> list[BaseMessage]:
+    """The server's JSON messages as LangChain messages (what the in-process steps read)."""
+    return messages_from_dict([{"type": m.get("type"), "data": m} for m in raw])
+
+
+class ServedWorld(DemoWorld):
+    """The demo world with the graph behind `langgraph dev`: runs go through `langgraph_sdk`
+    with the user's bearer token; states come back from the server's API."""
+
+    def __init__(self, stack: Any, settings: Settings, server: LangGraphDev) -> None:
+        super().__init__(stack, settings, _ServedGraph(self), server.cwd / ".langgraph_api")
+        self.server = server
+        self._owners: dict[str, str] = {}  # thread id -> who created it
+        self._states: list[bytes] = []  # every thread state the server returned, as JSON
+
+    async def client(self, who: str) -> Any:
+        """An SDK client that calls the server as `who` (bearer token from a real login)."""
+        from langgraph_sdk import get_client
+
+        token = (await self.tokens(who)).access_token
+        return get_client(
+            url=self.server.url, api_key=None, headers={"Authorization": f"Bearer {token}"}
+        )
+
+    def thread(self, name: str) -> dict[str, Any]:
+        """A config for a thread the server creates on the first run."""
+        return {"configurable": {"thread_id": None, "name": name}}
+
+    async def run(self, who: str, payload: Any, config: dict[str, Any]) -> dict[str, Any]:
+        """One run on the server as `who`; the thread's state afterwards, as the graph's output."""
+        client = await self.client(who)
+        thread_id = config["configurable"].get("thread_id")
+        if thread_id is None:
+            thread_id = (await client.threads.create())["thread_id"]
+            config["configurable"]["thread_id"] = thread_id
+            self._owners[thread_id] = who
+        if isinstance(payload, str):
+            await client.runs.wait(
+                thread_id, "agent", input={"messages": [{"role": "user", "content": payload}]}
+            )
+        elif isinstance(payload, Command):
+            await client.runs.wait(thread_id, "agent", command={"resume": payload.resume})
+        else:
+            raise TypeError(f"unexpected payload {type(payload).__name__}")
+        state = await self.state(thread_id)
+        out = dict(state.values)
+        out["__interrupt__"] = list(state.interrupts)
+        return out
+
+    async def state(self, thread_id: str) -> Any:
+        """The thread's state from the server: values (LangChain messages), next, interrupts."""
+        client = await self.client(self._owners.get(thread_id, "alice"))
+        raw = await client.threads.get_state(thread_id)
+        self._states.append(json.dumps(raw, default=str).encode())
+        values = dict(raw.get("values") or {})
+        values["messages"] = _messages(values.get("messages") or [])
+        pending = list(raw.get("interrupts") or [])
+        if not pending:  # older servers list them per task only
+            for task in raw.get("tasks") or []:
+                pending.extend(task.get("interrupts") or [])
+        return SimpleNamespace(
+            values=values,
+            next=tuple(raw.get("next") or ()),
+            interrupts=tuple(
+                Interrupt(value=i.get("value"), id=str(i.get("id") or "")) for i in pending
+            ),
+        )
+
+    async def thread_status(self, thread_id: str) -> str:
+        client = await self.client(self._owners.get(thread_id, "alice"))
+        return str((await client.threads.get(thread_id)).get("status"))
+
+    def checkpoint_bytes(self) -> bytes:
+        """What the server persisted for the demo's threads, as its API returned it (every
+        state fetched so far), and the files of its data folder."""
+        stored = b"".join(self._states)
+        folder = self.checkpoint_path
+        if folder.is_dir():
+            stored += b"".join(p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file())
+        return stored
+
+
+class _ServedGraph:
+    """The part of a compiled graph's interface the shared steps use (`aget_state`)."""
+
+    def __init__(self, world: ServedWorld) -> None:
+        self._world = world
+
+    async def aget_state(self, config: dict[str, Any]) -> Any:
+        return await self._world.state(str(config["configurable"]["thread_id"]))
+
+
+async def documents_step(world: DemoWorld) -> str:
+    """The documents step against the server: the corpus ingested by another process while the
+    server runs (it reopens its store), then alice's, bob's, shared and public questions."""
+    from vectorstore.demo import DemoIngestError, ingest_demo_corpus_elsewhere
+    from vectorstore.demo import documents_step as check_documents
+
+    try:
+        outcomes = await ingest_demo_corpus_elsewhere(world.settings)
+    except DemoIngestError as exc:
+        raise DemoError(str(exc)) from None
+
+    async def ask(who: str, question: str) -> str:
+        return await world.answer(who, question, "documents")
+
+    ok, detail = await check_documents(ask)
+    if not ok:
+        raise DemoError(detail)
+    return f"{len(outcomes)} documents ingested with their FGA tuples; {detail}"
+
+
+def _tool_message(values: dict[str, Any]) -> ToolMessage | None:
+    found = [
+        m for m in values.get("messages", []) if isinstance(m, ToolMessage) and m.name == GIST_TOOL
+    ]
+    return found[-1] if found else None
+
+
+async def _settled(world: ServedWorld, config: dict[str, Any]) -> Any:
+    """Wait until the server resumed the thread on the ping and finished: its final state."""
+    thread_id = str(config["configurable"]["thread_id"])
+    deadline = time.monotonic() + SETTLE_SECONDS
+    while True:
+        state = await world.state(thread_id)
+        if not state.interrupts and await world.thread_status(thread_id) == "idle":
+            return state
+        if time.monotonic() > deadline:
+            raise DemoError(f"the server did not resume the thread within {SETTLE_SECONDS:.0f} s")
+        await asyncio.sleep(0.1)
+
+
+async def gist_approval_step(world: DemoWorld) -> str:
+    """Approve one Gist (created once, by the server's resume on the provider's ping), deny
+    another (nothing); a replayed ping and a forged resume through the API make no second."""
+    if not isinstance(world, ServedWorld):
+        raise DemoError("this step needs the demo's langgraph dev server")
+    missing = missing_modules()
+    if missing:
+        raise DemoError("not available: missing " + ", ".join(missing))
+    url = str(world.settings.ciba_notification_endpoint)
+    ciba = world.stack.provider.extensions["ciba"]
+    marker = uuid.uuid4().hex[:12]
+
+    config, payload = await _ask_for_gist(world, f"Approved by alice {marker}", "ok.md")
+    if await _gists_of(world, "alice", marker):
+        raise DemoError("a Gist existed before alice approved it")
+    record = await _decide(world, payload, approve=True)
+    state = await _settled(world, config)
+    if ciba.stats(record.id)["pings"] < 1:
+        raise DemoError("the provider's ping did not reach the server's callback")
+    message = _tool_message(state.values)
+    if message is None or message.status == "error":
+        text = message.content if message else "no tool result"
+        raise DemoError(f"the approved Gist was not created: {text}")
+    gists = await _gists_of(world, "alice", f"Approved by alice {marker}")
+    if len(gists) != 1 or not gists[0].get("public"):
+        raise DemoError(f"expected exactly one public Gist, found {len(gists)}")
+    if gists[0]["id"] not in str(message.content):
+        raise DemoError("the Gist the agent reported is not the one GitHub holds")
+
+    replay = await _replay_ping(url, str(payload["approval_id"]))
+    if replay != 204:
+        raise DemoError(f"the replayed ping was not accepted (HTTP {replay})")
+    forged = await world.run("alice", Command(resume="approved"), config)
+    await _settled(world, config)  # anything the replay could have started has finished
+    if len(await _gists_of(world, "alice", f"Approved by alice {marker}")) != 1:
+        raise DemoError("a replayed ping or a forged resume made a second Gist")
+    if interrupts(forged):
+        raise DemoError("a finished thread paused again after a forged resume")
+
+    denied_text = f"Denied by alice {marker}"
+    config2, payload2 = await _ask_for_gist(world, denied_text, "no.md")
+    await _decide(world, payload2, approve=False)
+    state2 = await _settled(world, config2)
+    denied = _tool_message(state2.values)
+    answer = last_answer(state2.values)
+    if denied is None or denied.status != "error":
+        raise DemoError("the denied request did not end with a refusal")
+    if "nothing was done" not in answer.lower() or "denied" not in answer.lower():
+        raise DemoError(f"the agent did not say it did nothing: {answer[:200]}")
+    if await _gists_of(world, "alice", denied_text):
+        raise DemoError("a Gist was created although alice denied it")
+
+    stored = world.checkpoint_bytes()
+    if any(secret.encode() in stored for secret in world.secrets):
+        raise DemoError("a token was found in what the server stored")
+    return (
+        f"paused with approval_pending ('{payload['binding_message']}'); alice approved at her "
+        f"authenticator; the provider's ping to the server's /{url.split('/', 3)[-1]} resumed "
+        f"the thread and exactly one public Gist exists ({gists[0]['id'][:8]}); a replayed ping "
+        f"(HTTP {replay}) and a forged resume made no second; a second request alice denied "
+        "ended with the agent saying nothing was done, and no Gist"
+    )
+
+
+def served_steps() -> list[tuple[str, Step]]:
+    """The demo's steps as the server runs them (the same names as `warrant demo`'s)."""
+    from devstack.demo.steps import github_search_step, login_step
+
+    return [
+        ("login", login_step),
+        ("github_search", github_search_step),
+        ("documents", documents_step),
+        ("gist_approval", gist_approval_step),
+    ]
+
+
+def server_environment(stack: Any, settings: Settings) -> dict[str, str]:
+    """`langgraph dev`'s environment: no WARRANT_* of the caller's (but a model's key), the
+    devstack's, the demo's embedded parts and data folder, ping delivery to its route."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if (not k.startswith(("WARRANT_", "LANGSMITH_", "LANGCHAIN_")) or k in KEPT_SETTINGS)
+        and k != "LANGGRAPH_API_KEY"
+    }
+    env.update(stack.env())
+    env.update(OFFLINE_ENV)
+    env.update(
+        {
+            "WARRANT_DATA_DIR": str(settings.data_dir.absolute()),
+            "WARRANT_MODEL": settings.model,
+            "WARRANT_FGA_BACKEND": "local",
+            "WARRANT_CHROMA_MODE": "persistent",
+            "WARRANT_EMBEDDINGS": "local",
+            "WARRANT_STUDIO_ENABLED": "false",
+            "WARRANT_CIBA_DELIVERY_MODE": "ping",
+            "WARRANT_CIBA_NOTIFICATION_ENDPOINT": str(settings.ciba_notification_endpoint),
+        }
+    )
+    return env
+
+
+async def _checked(world: ServedWorld, name: str, step: Step, limit: float) -> StepResult:
+    """Run a step; a blocking call the server refused while it ran fails it."""
+    before = len(world.server.blocking_calls())
+    result = await run_step(world, name, step, limit)
+    blocked = world.server.blocking_calls()[before:]
+    if blocked and result.ok:
+        line, _ = scrub(" ".join(blocked[0].split())[:300], world.secrets)
+        result = StepResult(
+            name,
+            False,
+            f"the server refused a blocking call on its event loop: {line}",
+            result.seconds,
+        )
+    return result
+
+
+async def run_served_demo(
+    *,
+    model: str | None = None,
+    steps: Sequence[tuple[str, Step]] | None = None,
+    step_timeout: float = STEP_TIMEOUT_SECONDS,
+    on_step: Callable[[StepResult], None] | None = None,
+    log_level: str = "warning",
+) -> DemoReport:
+    """Start a devstack and `langgraph dev` in a temporary folder, run each step through the
+    server, stop both; returns the report."""
+    from devstack.demo.langgraph_dev import start_langgraph_dev
+    from devstack.server import DevStack
+    from graph.callbacks import CALLBACK_PATH
+    from graph.model import describe
+
+    chosen = list(steps) if steps is not None else served_steps()
+    spec = describe(model if model is not None else get_settings().model)
+    report = DemoReport(model=spec)
+    started = time.perf_counter()
+
+    def fail(name: str, detail: str) -> DemoReport:
+        failed = StepResult(name, False, detail)
+        report.steps.append(failed)
+        if on_step is not None:
+            on_step(failed)
+        report.seconds = time.perf_counter() - started
+        return report
+
+    with tempfile.TemporaryDirectory(prefix="warrant-demo-server-") as tmp:
+        root = Path(tmp)
+        base = get_settings().model_copy(
+            update={**EMBEDDED, "model": spec, "data_dir": root / "agent"}
+        )
+        stack = DevStack(base, ephemeral=True, data_dir=root / "devstack", log_level=log_level)
+        try:
+            await asyncio.to_thread(stack.start)
+        except (OSError, RuntimeError) as exc:
+            return fail("devstack", f"the devstack could not start: {exc}")
+        try:
+            port = free_port()
+            callback = f"http://127.0.0.1:{port}{CALLBACK_PATH}"
+            changes: dict[str, Any] = {**EMBEDDED, **stack.overrides}
+            changes.update(
+                model=spec,
+                data_dir=root / "agent",
+                ciba_delivery_mode="ping",
+                ciba_notification_endpoint=callback,
+            )
+            with get_settings.override(**changes) as settings:
+                ciba = stack.provider.extensions["ciba"]
+                ciba.set_delivery(settings.agent_client_id, "ping", callback)
+                try:
+                    server = await start_langgraph_dev(
+                        root / "server", server_environment(stack, settings), port
+                    )
+                except LangGraphDevError as exc:
+                    return fail("langgraph dev", str(exc))
+                world = ServedWorld(stack, settings, server)
+                try:
+                    for name, step in chosen:
+                        result = await _checked(world, name, step, step_timeout)
+                        report.steps.append(result)
+                        if on_step is not None:
+                            on_step(result)
+                finally:
+                    await asyncio.to_thread(server.stop)
+                    await _release(world)
+        finally:
+            await asyncio.to_thread(stack.stop)
+    report.seconds = time.perf_counter() - started
+    return report
