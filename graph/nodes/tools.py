@@ -2,7 +2,9 @@
 
 A tool with a `ConnectionRequirement` gets a short-lived token from the Token Vault for the
 acting user, handed to its body through `tools.base.credentials_scope` (never as an argument,
-never in state). When the user has not connected the account, the node interrupts with
+never in state). A tool with a `RelationRequirement` has its output checked with FGA
+(`graph/relations.py`): only objects the user holds the relation on reach the model.
+When the user has not connected the account, the node interrupts with
 `{"type": "connection_required", ...}`; any resume asks the vault again, so a resume value can
 only ever cancel, never grant. Every failure becomes a ToolMessage the model can relay.
 """
@@ -24,6 +26,7 @@ from auth.errors import AuthError, ConnectionRequired, LoginRequired, ProviderUn
 from auth.token_vault import ConnectionToken, get_token_vault
 from graph.context import Context
 from graph.identity import acting_user, subject_token_for
+from graph.relations import RelationCheckFailed, authorized_objects, render_objects
 from graph.routing import toolset_or_default
 from graph.state import ActingUser, State
 from graph.toolset import Toolset
@@ -105,9 +108,19 @@ async def invoke_tool(
     caller, which knows how to retry or interrupt.
     """
     identity = ActingIdentity(sub=user["sub"], email=user.get("email"))
+    relation = requirements_of(tool).relation
     with credentials_scope(credentials), acting_identity_scope(identity):
         try:
+            if relation is not None:
+                # The raw objects, checked with FGA before any of them becomes a message.
+                output = await tool.ainvoke(call.get("args") or {})
+                allowed = await authorized_objects(output, relation, user.get("email"))
+                return ToolMessage(
+                    content=render_objects(allowed), tool_call_id=call["id"] or "", name=tool.name
+                )
             result = await tool.ainvoke({**call, "type": "tool_call"})
+        except RelationCheckFailed as exc:
+            return error_message(call, f"{tool.name} showed nothing: {exc}.")
         except (GraphBubbleUp, AuthError):
             raise
         except ValidationError as exc:
