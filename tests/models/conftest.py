@@ -106,4 +106,17 @@ async def turn(graph, value, config, ctx, *, stream: bool = False) -> tuple[dict
     else:
         await graph.ainvoke(payload, config, context=ctx)
     state = await graph.aget_state(config)
-    return state.values, [i.value for i in state.interrupts]
+    interrupts = [i.value for i in state.interrupts]
+    for value in interrupts:
+        check_interrupt(value)
+    return state.values, interrupts
+
+
+def check_interrupt(value: dict) -> None:
+    """Every interrupt the graph raises fits its published JSON schema (and pydantic model)."""
+    import jsonschema
+
+    from graph.interrupts import interrupt_schemas, parse_interrupt
+
+    jsonschema.validate(value, interrupt_schemas()[value["type"]])
+    parse_interrupt(value)
