@@ -12,6 +12,7 @@ only ever cancel, never grant. Every failure becomes a ToolMessage the model can
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from langchain_core.messages import ToolCall, ToolMessage
@@ -99,8 +100,17 @@ def _scrub(message: ToolMessage, secrets: list[str]) -> ToolMessage:
     return message
 
 
+# How a caller other than this node runs the tool body (the middleware hands over the agent's
+# own tool executor); None means `tool.ainvoke(call)`.
+ToolRunner = Callable[[], Awaitable[Any]]
+
+
 async def invoke_tool(
-    tool: BaseTool, call: ToolCall, credentials: ToolCredentials, user: ActingUser
+    tool: BaseTool,
+    call: ToolCall,
+    credentials: ToolCredentials,
+    user: ActingUser,
+    runner: ToolRunner | None = None,
 ) -> ToolMessage:
     """Run one tool call with `credentials` in scope; tool errors come back as ToolMessages.
 
@@ -118,7 +128,10 @@ async def invoke_tool(
                 return ToolMessage(
                     content=render_objects(allowed), tool_call_id=call["id"] or "", name=tool.name
                 )
-            result = await tool.ainvoke({**call, "type": "tool_call"})
+            if runner is not None:
+                result = await runner()
+            else:
+                result = await tool.ainvoke({**call, "type": "tool_call"})
         except RelationCheckFailed as exc:
             return error_message(call, f"{tool.name} showed nothing: {exc}.")
         except (GraphBubbleUp, AuthError):
@@ -148,6 +161,7 @@ async def _with_connection(
     runtime: Runtime[Context],
     fga_id: str,
     approval_token: str | None,
+    runner: ToolRunner | None = None,
 ) -> ToolMessage:
     subject = subject_token_for(user, runtime)
     if subject is None:
@@ -166,7 +180,7 @@ async def _with_connection(
             approval_token=approval_token,
             user_id=fga_id,
         )
-        return await invoke_tool(tool, call, credentials, user)
+        return await invoke_tool(tool, call, credentials, user, runner)
 
     vault = get_token_vault()
     while True:
@@ -199,6 +213,7 @@ async def execute_tool_call(
     runtime: Runtime[Context],
     *,
     approval_token: str | None = None,
+    runner: ToolRunner | None = None,
 ) -> ToolMessage:
     """Run a validated call with the connection token it declared (and, from the approval node,
     the approval's token); interrupts for a missing connection, otherwise says why it did not run.
@@ -210,10 +225,11 @@ async def execute_tool_call(
     try:
         if req.connection is not None:
             return await _with_connection(
-                tool, call, req.connection, user, runtime, fga_id, approval_token
+                tool, call, req.connection, user, runtime, fga_id, approval_token, runner
             )
         credentials = ToolCredentials(approval_token=approval_token, user_id=fga_id)
-        return _scrub(await invoke_tool(tool, call, credentials, user), [approval_token or ""])
+        message = await invoke_tool(tool, call, credentials, user, runner)
+        return _scrub(message, [approval_token or ""])
     except (ProviderUnavailable, LoginRequired) as exc:
         return error_message(call, str(exc))
     except AuthError as exc:

@@ -15,6 +15,7 @@ from auth.token_vault import get_token_vault
 from devstack.identity.connected_accounts import connect_in_browser
 from settings import get_settings
 from tests.approvals.conftest import thread_config, world  # noqa: F401 (fixtures)
+from tests.graph.test_relations import fga_world  # noqa: F401 (fixture)
 from tests.models.openai_server import ScriptedOpenAI, serve_openai
 from tests.vectorstore.conftest import document_model_dict, embedding_model  # noqa: F401
 
