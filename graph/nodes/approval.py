@@ -140,7 +140,9 @@ def _summary(args: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _pending_payload(record: ApprovalRecord, tool: BaseTool) -> dict[str, Any]:
+def _pending_payload(
+    record: ApprovalRecord, tool: BaseTool, args: dict[str, Any]
+) -> dict[str, Any]:
     expires = record.expires_at
     when = time.strftime("%H:%M:%S UTC", time.gmtime(expires)) if expires else None
     return {
@@ -149,6 +151,9 @@ def _pending_payload(record: ApprovalRecord, tool: BaseTool) -> dict[str, Any]:
         "binding_message": record.binding_message,
         "expires_at": expires,
         "tool": tool.name,
+        # exactly what would run (the digest in the binding message is over these)
+        "arguments": args,
+        "action_digest": record.action_digest,
         "message": (
             f"Approve '{record.binding_message}' on your authenticator"
             + (f" before {when}." if when else ".")
@@ -563,7 +568,7 @@ async def _approve(
                 error_message(call, text),
             )
 
-    answer = interrupt(_pending_payload(record, tool))
+    answer = interrupt(_pending_payload(record, tool, args))
 
     # Resumed. The value is a nudge; only a cancel (doing less) is taken from it.
     current = await ledger.get(record.id)

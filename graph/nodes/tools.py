@@ -2,7 +2,9 @@
 
 A tool with a `ConnectionRequirement` gets a short-lived token from the Token Vault for the
 acting user, handed to its body through `tools.base.credentials_scope` (never as an argument,
-never in state). When the user has not connected the account, the node interrupts with
+never in state). A tool with a `RelationRequirement` has its output checked with FGA
+(`graph/relations.py`): only objects the user holds the relation on reach the model.
+When the user has not connected the account, the node interrupts with
 `{"type": "connection_required", ...}`; any resume asks the vault again, so a resume value can
 only ever cancel, never grant. Every failure becomes a ToolMessage the model can relay.
 """
@@ -10,6 +12,7 @@ only ever cancel, never grant. Every failure becomes a ToolMessage the model can
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from langchain_core.messages import ToolCall, ToolMessage
@@ -24,6 +27,7 @@ from auth.errors import AuthError, ConnectionRequired, LoginRequired, ProviderUn
 from auth.token_vault import ConnectionToken, get_token_vault
 from graph.context import Context
 from graph.identity import acting_user, subject_token_for
+from graph.relations import RelationCheckFailed, authorized_objects, render_objects
 from graph.routing import toolset_or_default
 from graph.state import ActingUser, State
 from graph.toolset import Toolset
@@ -96,8 +100,17 @@ def _scrub(message: ToolMessage, secrets: list[str]) -> ToolMessage:
     return message
 
 
+# How a caller other than this node runs the tool body (the middleware hands over the agent's
+# own tool executor); None means `tool.ainvoke(call)`.
+ToolRunner = Callable[[], Awaitable[Any]]
+
+
 async def invoke_tool(
-    tool: BaseTool, call: ToolCall, credentials: ToolCredentials, user: ActingUser
+    tool: BaseTool,
+    call: ToolCall,
+    credentials: ToolCredentials,
+    user: ActingUser,
+    runner: ToolRunner | None = None,
 ) -> ToolMessage:
     """Run one tool call with `credentials` in scope; tool errors come back as ToolMessages.
 
@@ -105,9 +118,22 @@ async def invoke_tool(
     caller, which knows how to retry or interrupt.
     """
     identity = ActingIdentity(sub=user["sub"], email=user.get("email"))
+    relation = requirements_of(tool).relation
     with credentials_scope(credentials), acting_identity_scope(identity):
         try:
-            result = await tool.ainvoke({**call, "type": "tool_call"})
+            if relation is not None:
+                # The raw objects, checked with FGA before any of them becomes a message.
+                output = await tool.ainvoke(call.get("args") or {})
+                allowed = await authorized_objects(output, relation, user.get("email"))
+                return ToolMessage(
+                    content=render_objects(allowed), tool_call_id=call["id"] or "", name=tool.name
+                )
+            if runner is not None:
+                result = await runner()
+            else:
+                result = await tool.ainvoke({**call, "type": "tool_call"})
+        except RelationCheckFailed as exc:
+            return error_message(call, f"{tool.name} showed nothing: {exc}.")
         except (GraphBubbleUp, AuthError):
             raise
         except ValidationError as exc:
@@ -135,6 +161,7 @@ async def _with_connection(
     runtime: Runtime[Context],
     fga_id: str,
     approval_token: str | None,
+    runner: ToolRunner | None = None,
 ) -> ToolMessage:
     subject = subject_token_for(user, runtime)
     if subject is None:
@@ -153,7 +180,7 @@ async def _with_connection(
             approval_token=approval_token,
             user_id=fga_id,
         )
-        return await invoke_tool(tool, call, credentials, user)
+        return await invoke_tool(tool, call, credentials, user, runner)
 
     vault = get_token_vault()
     while True:
@@ -186,6 +213,7 @@ async def execute_tool_call(
     runtime: Runtime[Context],
     *,
     approval_token: str | None = None,
+    runner: ToolRunner | None = None,
 ) -> ToolMessage:
     """Run a validated call with the connection token it declared (and, from the approval node,
     the approval's token); interrupts for a missing connection, otherwise says why it did not run.
@@ -197,10 +225,11 @@ async def execute_tool_call(
     try:
         if req.connection is not None:
             return await _with_connection(
-                tool, call, req.connection, user, runtime, fga_id, approval_token
+                tool, call, req.connection, user, runtime, fga_id, approval_token, runner
             )
         credentials = ToolCredentials(approval_token=approval_token, user_id=fga_id)
-        return _scrub(await invoke_tool(tool, call, credentials, user), [approval_token or ""])
+        message = await invoke_tool(tool, call, credentials, user, runner)
+        return _scrub(message, [approval_token or ""])
     except (ProviderUnavailable, LoginRequired) as exc:
         return error_message(call, str(exc))
     except AuthError as exc:

@@ -15,6 +15,7 @@ from auth.token_vault import get_token_vault
 from devstack.identity.connected_accounts import connect_in_browser
 from settings import get_settings
 from tests.approvals.conftest import thread_config, world  # noqa: F401 (fixtures)
+from tests.graph.test_relations import fga_world  # noqa: F401 (fixture)
 from tests.models.openai_server import ScriptedOpenAI, serve_openai
 from tests.vectorstore.conftest import document_model_dict, embedding_model  # noqa: F401
 
@@ -106,4 +107,17 @@ async def turn(graph, value, config, ctx, *, stream: bool = False) -> tuple[dict
     else:
         await graph.ainvoke(payload, config, context=ctx)
     state = await graph.aget_state(config)
-    return state.values, [i.value for i in state.interrupts]
+    interrupts = [i.value for i in state.interrupts]
+    for value in interrupts:
+        check_interrupt(value)
+    return state.values, interrupts
+
+
+def check_interrupt(value: dict) -> None:
+    """Every interrupt the graph raises fits its published JSON schema (and pydantic model)."""
+    import jsonschema
+
+    from graph.interrupts import interrupt_schemas, parse_interrupt
+
+    jsonschema.validate(value, interrupt_schemas()[value["type"]])
+    parse_interrupt(value)
