@@ -83,6 +83,7 @@ class CheckResolver:
         self.context = context or {}
         self.max_depth = max_depth
         self._visited: set[tuple[str, str, str]] = set()
+        self._targets: dict[str, str] = {}
         self._memo: dict[tuple[str, str, str], tuple[Outcome, int]] | None = (
             {} if ts.memo_safe else None
         )
@@ -117,9 +118,12 @@ class CheckResolver:
         # Check(document:1#viewer@document:1#viewer) is always allowed
         if user_relation == relation and user_object == object:
             return ALLOWED
-        rel = self.ts.relation_or_none(object.split(":", 1)[0], relation)
+        object_type = object.split(":", 1)[0]
+        rel = self.ts.relation_or_none(object_type, relation)
         if rel is None:
             raise FGAError(2000, f"relation '{relation}' undefined for object '{object}'")
+        if not self.ts.reaches(object_type, relation, self.target(user)):
+            return DENIED  # no tuple could grant it: nothing is read or evaluated
         self._visited.add(key)
         try:
             outcome = self.rewrite(object, relation, user, rel.rewrite, depth)
@@ -128,6 +132,19 @@ class CheckResolver:
         if memo is not None and not outcome.cut:
             memo[key] = (outcome, depth)
         return outcome
+
+    def target(self, user: str) -> str:
+        """The kind of user a check looks for: `user`, `user:*` or `group#member`."""
+        kind = self._targets.get(user)
+        if kind is None:
+            user_object, user_relation = split_object_relation(user)
+            user_type, _, user_id = user_object.partition(":")
+            if user_relation:
+                kind = f"{user_type}#{user_relation}"
+            else:
+                kind = f"{user_type}:*" if user_id == "*" else user_type
+            self._targets[user] = kind
+        return kind
 
     # one function per rewrite rule -------------------------------------------------------------
 
@@ -183,14 +200,17 @@ class CheckResolver:
             allowed_usersets = {(r.type, r.relation) for r in usersets if r.relation}
             allowed_wildcards = {r.type for r in usersets if r.wildcard}
             dispatches: list[Edge] = []
+            target = self.target(user)
             for edge in self.reader.read(object, relation):
                 if edge.wildcard:
-                    if edge.user_type not in allowed_wildcards:
+                    if edge.user_type not in allowed_wildcards or edge.user_type != user_type:
                         continue
                 elif not edge.user_relation or (
                     (edge.user_type, edge.user_relation) not in allowed_usersets
                 ):
                     continue
+                elif not self.ts.reaches(edge.user_type, edge.user_relation, target):
+                    continue  # pruned before its condition is evaluated, as OpenFGA does
                 try:
                     if not self._condition_met(edge):
                         continue
@@ -198,9 +218,7 @@ class CheckResolver:
                     error = e
                     continue
                 if edge.wildcard:
-                    if edge.user_type == user_type:
-                        return ALLOWED
-                    continue
+                    return ALLOWED
                 dispatches.append(edge)
             for edge in dispatches:
                 self_edge = edge.user_type == object_type and edge.user_relation == relation
@@ -229,15 +247,18 @@ class CheckResolver:
         error: FGAError | None = None
         cycle = cut = False
         object_type = object.split(":", 1)[0]
+        target = self.target(user)
         for edge in self.reader.read(object, tupleset):
+            if self.ts.relation_or_none(edge.user_type, computed) is None:
+                continue  # the parent's type does not define the relation: nothing to follow
+            if not self.ts.reaches(edge.user_type, computed, target):
+                continue  # pruned before its condition is evaluated, as OpenFGA does
             try:
                 if not self._condition_met(edge):
                     continue
             except FGAError as e:
                 error = e
                 continue
-            if self.ts.relation_or_none(edge.user_type, computed) is None:
-                continue  # the parent's type does not define the relation: nothing to follow
             self_edge = edge.user_type == object_type and computed == relation
             try:
                 out = self.dispatch(edge.user_object, computed, user, depth, self_edge)

@@ -122,6 +122,7 @@ class TypeSystem:
                         has_set_ops = True
         self.memo_safe = not has_set_ops or not self._has_cycle()
         self.has_weighted_graph = not self._unweighable_exclusion()
+        self._reach: dict[str, set[tuple[str, str]]] = {}
         self._weights: Weights | None = None
 
     def _unweighable_exclusion(self) -> bool:
@@ -143,6 +144,62 @@ class TypeSystem:
                         if tupleset is not None and len(tupleset.restrictions) == 1:
                             return True
         return False
+
+    def reaches(self, type_name: str, relation: str, target: str) -> bool:
+        """Whether some tuples could make `type_name#relation` hold for a user of kind `target`:
+        a type (`user`), a typed wildcard (`user:*`) or a userset (`group#member`).
+
+        OpenFGA's weighted graph prunes every edge that cannot lead to the user's kind before
+        it reads a tuple or evaluates a condition on that edge, so a condition on such an edge
+        is never an error. Union needs one operand, intersection all, exclusion its base.
+        """
+        reach = self._reach.get(target)
+        if reach is None:
+            reach = self._reach[target] = self._reachable(target)
+        return (type_name, relation) in reach
+
+    def _reachable(self, target: str) -> set[tuple[str, str]]:
+        found: set[tuple[str, str]] = set()
+
+        def restriction(r: TypeRestriction) -> bool:
+            if r.relation:
+                return f"{r.type}#{r.relation}" == target or (r.type, r.relation) in found
+            if r.wildcard:  # `user:*` grants every user, and the wildcard itself
+                return target in (r.type, f"{r.type}:*")
+            return r.type == target
+
+        def holds(type_name: str, rel: Relation, rw: Rewrite) -> bool:
+            kind = rw[0]
+            if kind == "this":
+                return any(restriction(r) for r in rel.restrictions)
+            if kind == "computed":
+                return (type_name, rw[1]) in found
+            if kind == "ttu":
+                tupleset = self.relation_or_none(type_name, rw[1])
+                return any(
+                    (r.type, rw[2]) in found
+                    for r in (tupleset.restrictions if tupleset else ())
+                    if not r.relation and not r.wildcard
+                )
+            if kind == "union":
+                return any(holds(type_name, rel, c) for c in rw[1])
+            if kind == "intersection":
+                return all(holds(type_name, rel, c) for c in rw[1])
+            return holds(type_name, rel, rw[1])  # exclusion: the base decides
+
+        changed = True
+        while changed:  # least fixpoint: cycles add nothing by themselves
+            changed = False
+            for type_name, relations in self.types.items():
+                for rel in relations.values():
+                    key = (type_name, rel.name)
+                    if key in found:
+                        continue
+                    # `Check(folder:x#editor, editor, folder:x)` holds with no tuple at all
+                    if f"{type_name}#{rel.name}" == target or holds(type_name, rel, rel.rewrite):
+                        found.add(key)
+                        changed = True
+        return found
 
     @property
     def weights(self) -> Weights:
