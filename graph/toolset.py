@@ -12,7 +12,6 @@ from what it declared with `tools.base.declare(...)`:
 from __future__ import annotations
 
 from collections import Counter
-
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
