@@ -196,7 +196,6 @@ def routes(
 ) -> list[tuple[str, Endpoint, list[str]]]:
     """The page (`/approvals`) and the JSON API (`/api/approvals`)."""
     credentials = AuthenticatorCredentials(provider.clock)
-    authenticator.credentials = credentials  # type: ignore[attr-defined]
 
     def split(user_id: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         views = [authenticator.view(r) for r in authenticator.requests(user_id)]
