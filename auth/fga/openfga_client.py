@@ -48,6 +48,7 @@ from auth.fga.errors import ErrorCode, FGAError
 SERVICE = "OpenFGA"
 BATCH_SIZE = 50  # OpenFGA's default limit of checks per batch-check request
 READ_PAGE_SIZE = 100
+MAX_PARALLEL_REQUESTS = 10  # batch-check requests in flight at once (openfga-sdk's default)
 
 T = TypeVar("T")
 
@@ -246,14 +247,15 @@ class OpenFGA:
                 item["context"] = c.context
             items.append(item)
         chunks = [items[i : i + self.batch_size] for i in range(0, len(items), self.batch_size)]
-        answers = await asyncio.gather(
-            *(
-                self._post_json(
+        gate = asyncio.Semaphore(MAX_PARALLEL_REQUESTS)
+
+        async def send(chunk: list[dict[str, Any]]) -> dict[str, Any]:
+            async with gate:
+                return await self._post_json(
                     "a batch check", "BatchCheck", "batch-check", self._query_body(checks=chunk)
                 )
-                for chunk in chunks
-            )
-        )
+
+        answers = await asyncio.gather(*(send(chunk) for chunk in chunks))
         by_id: dict[str, CheckResult] = {}
         for answer in answers:
             result = answer.get("result")

@@ -32,6 +32,9 @@ returns is kept in `provider.extensions[name]`. What `provider` offers them:
 - Browser sessions: `provider.current_user(request)`, `provider.browser_session(request)`,
   `provider.csrf_token(request)` / `provider.check_csrf(request, value)` for forms, and
   `provider.login_redirect(request)` (log in, then come back to the same URL).
+- `provider.login_throttle` (`login_throttle.LoginThrottle`): failed logins at `/u/login` slow
+  down per account and per client address (Auth0's brute-force protection); 429 with
+  `Retry-After` while a key waits.
 - `provider.store` (`IdentityStore`, SQLite in the data folder) and `provider.read_params`.
 - `devstack.identity.pages`: `page(title, body)`, `hidden(name, value)`, `error_page`,
   `message_page` for HTML in the provider's look (escape what you interpolate).

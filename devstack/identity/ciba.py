@@ -589,6 +589,14 @@ class CIBAAuthenticator:
                 "invalid_authorization_details",
                 "authorization_details must be a JSON list of objects, each with a type.",
             )
+        try:
+            json.dumps(details, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            # A lone surrogate (`"\ud800"`) is valid JSON but no text: nothing could show it.
+            return None, _error(
+                "invalid_authorization_details",
+                "authorization_details must be valid Unicode text (no lone surrogates).",
+            )
         return details, None
 
     def poll(self, client: Any, form: dict[str, str]) -> Answer:

@@ -31,6 +31,8 @@ if TYPE_CHECKING:
 Endpoint = Callable[[Request], Awaitable[Response]]
 HISTORY_SIZE = 10
 MAX_BODY_BYTES = 4096  # {"decision": ...} is all the API takes
+LONG_VALUE_CHARS = 400  # longer values (or this many lines) get their size said under the box
+LONG_VALUE_LINES = 12
 AUTHENTICATOR_TOKEN_SECONDS = 600
 MAX_AUTHENTICATOR_TOKENS = 10_000  # live credentials kept; the oldest go first past this
 _STYLE = (
@@ -82,7 +84,15 @@ def _value(value: Any) -> str:
     text = (
         value if isinstance(value, str) else json.dumps(value, sort_keys=True, ensure_ascii=False)
     )
-    return f"<pre class='value'>{_visible(text)}</pre>"
+    box = f"<pre class='value'>{_visible(text)}</pre>"
+    if len(text) <= LONG_VALUE_CHARS and text.count("\n") < LONG_VALUE_LINES:
+        return box
+    # The box scrolls: say how much there is, so that nobody approves the visible part only.
+    lines = text.count("\n") + 1
+    return (
+        f"{box}<p class='muted value-size'>{len(text):,} characters on {lines:,} "
+        f"line{'s' if lines != 1 else ''}: scroll the box to read all of it.</p>"
+    )
 
 
 _DETAIL_LABELS = {"tool": "Tool", "action_digest": "Action digest", "type": "Type"}
@@ -196,7 +206,6 @@ def routes(
 ) -> list[tuple[str, Endpoint, list[str]]]:
     """The page (`/approvals`) and the JSON API (`/api/approvals`)."""
     credentials = AuthenticatorCredentials(provider.clock)
-    authenticator.credentials = credentials  # type: ignore[attr-defined]
 
     def split(user_id: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         views = [authenticator.view(r) for r in authenticator.requests(user_id)]

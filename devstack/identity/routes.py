@@ -16,7 +16,7 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import Route
 
 from devstack.identity import pages
-from devstack.identity.clients import logout_url_allowed
+from devstack.identity.clients import Client, logout_url_allowed
 from devstack.identity.login_throttle import LoginThrottled
 
 if TYPE_CHECKING:
@@ -324,8 +324,9 @@ def provider_routes(provider: IdentityProvider) -> list[Route]:
     async def logout(request: Request) -> Response:
         params = request.query_params
         return_to = params.get("returnTo") or params.get("post_logout_redirect_uri")
-        client = provider.clients.get(params.get("client_id"))
-        if return_to and not _logout_target_allowed(return_to, client):
+        client_id = params.get("client_id")
+        client = provider.clients.get(client_id)
+        if return_to and not _logout_target_allowed(return_to, client_id, client):
             return HTMLResponse(
                 pages.error_page("Logout", "That returnTo URL is not allowed."), status_code=400
             )
@@ -342,11 +343,11 @@ def provider_routes(provider: IdentityProvider) -> list[Route]:
         response.delete_cookie(SESSION_COOKIE, path="/")
         return response
 
-    def _logout_target_allowed(url: str, client) -> bool:
-        """As Auth0: the client's Allowed Logout URLs when a client_id is given, else the
-        tenant's; no prefix, no port, no loopback or issuer exception."""
-        if client is not None:
-            return client.check_logout_url(url)
+    def _logout_target_allowed(url: str, client_id: str | None, client: Client | None) -> bool:
+        """As Auth0: the client's Allowed Logout URLs when a client_id is given (an unknown one:
+        none), else the tenant's; no prefix, port, loopback or issuer exception."""
+        if client_id:
+            return client is not None and client.check_logout_url(url)
         return logout_url_allowed(url, provider.allowed_logout_urls)
 
     return [

@@ -389,3 +389,6 @@ async def test_page_shows_every_argument_in_full_and_every_character_visibly(idp
     for code in ("202E", "200B", "0000", "001B", "000D", "2028"):
         assert f"[U+{code}]" in page
     assert "<b>&amp;</b>" not in page and "&lt;b&gt;&amp;amp;&lt;/b&gt;" in page
+    # the box scrolls, so the page says how much it holds
+    assert f"{len(content):,} characters on 2 lines: scroll the box" in page
+    assert page.count("value-size") == 1  # short values need no such note

@@ -291,6 +291,11 @@ _BAD_STARTS = [
     ({"authorization_details": json.dumps({"type": "x"})}, 400, "invalid_authorization_details"),
     ({"authorization_details": json.dumps([{"tool": "x"}])}, 400, "invalid_authorization_details"),
     ({"authorization_details": "[]"}, 400, "invalid_authorization_details"),
+    (
+        {"authorization_details": '[{"type": "x", "content": "\\ud800"}]'},
+        400,
+        "invalid_authorization_details",
+    ),
     ({"audience": "https://unknown.example"}, 403, "access_denied"),
     ({"id_token_hint": "eyJ..."}, 400, "invalid_request"),
     ({"client_secret": "wrong"}, 401, "invalid_client"),

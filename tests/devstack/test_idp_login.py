@@ -261,6 +261,9 @@ async def test_logout_urls_are_per_client_and_the_query_is_not_compared(idp):
             "/v2/logout", params={"client_id": s.agent_client_id, "returnTo": _REGISTERED}
         )
         no_client = await http.get("/v2/logout", params={"returnTo": _REGISTERED})
+        unknown_client = await http.get(
+            "/v2/logout", params={"client_id": "nobody", "returnTo": _REGISTERED}
+        )
         issuer_page = await http.get(
             "/v2/logout", params={"client_id": s.cli_client_id, "returnTo": provider.issuer}
         )
@@ -268,7 +271,7 @@ async def test_logout_urls_are_per_client_and_the_query_is_not_compared(idp):
         tenant = await http.get("/v2/logout", params={"returnTo": _REGISTERED})
     assert with_query.status_code == 302 and with_query.headers["location"] == _REGISTERED + "?a=1"
     assert other_client.status_code == 400
-    assert no_client.status_code == 400
+    assert no_client.status_code == 400 and unknown_client.status_code == 400
     assert issuer_page.status_code == 400
     assert tenant.status_code == 302 and tenant.headers["location"] == _REGISTERED
 
