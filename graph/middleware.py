@@ -19,7 +19,8 @@ or the LangGraph server's auth user) in state as `user` (an id and an email, nev
 later runs by anyone else are refused and their input taken back out of the thread. Interrupt
 payloads are those of `graph.interrupts`; tool calls of one model message run as separate tasks
 in `create_agent`, so two approvals may be pending at once: resume each by its interrupt id
-(`Command(resume={i.id: {"wake": True} for i in interrupts})`).
+(`Command(resume={i.id: {"wake": True} for i in interrupts})`). The middleware is async only:
+`agent.invoke(...)` is refused with `SyncUseError` before anything runs.
 """
 
 from __future__ import annotations
@@ -47,6 +48,15 @@ log = logging.getLogger(__name__)
 Handler = Callable[[ToolCallRequest], Awaitable[ToolMessage | Command[Any]]]
 
 
+class SyncUseError(TypeError):
+    """The middleware was driven synchronously; its authorities are async (network, ledger)."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "WarrantMiddleware runs asynchronously: call the agent with ainvoke() or astream()"
+        )
+
+
 class WarrantState(AgentState[Any]):
     """The agent's state plus the recorded acting user (no credential of any kind)."""
 
@@ -57,6 +67,13 @@ class WarrantMiddleware(AgentMiddleware[WarrantState, Context, Any]):
     """Token Vault connections, CIBA approvals and FGA relations for declared tools."""
 
     state_schema = WarrantState
+
+    def before_agent(self, state: WarrantState, runtime: Runtime[Context]) -> None:
+        """Synchronous runs are refused before anything happens (fail closed, clearly)."""
+        raise SyncUseError()
+
+    def wrap_tool_call(self, request: ToolCallRequest, handler: Any) -> ToolMessage:
+        raise SyncUseError()
 
     @hook_config(can_jump_to=["end"])
     async def abefore_agent(
@@ -150,4 +167,4 @@ def _refuse(state: WarrantState) -> dict[str, Any]:
     return {"messages": removals, "jump_to": "end"}
 
 
-__all__ = ["WarrantMiddleware", "WarrantState"]
+__all__ = ["SyncUseError", "WarrantMiddleware", "WarrantState"]

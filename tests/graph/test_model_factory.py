@@ -81,3 +81,19 @@ async def test_agent_node_reports_a_failing_model(settings_env, monkeypatch) -> 
     text = out["messages"][0].content
     assert "failed (ConnectionError); nothing was done" in text
     assert "sk-leaky" not in text
+
+
+def test_build_graph_takes_a_spec_or_a_model_and_refuses_anything_else(settings_env) -> None:
+    from graph.agent import build_graph
+    from graph.model import describe_model
+
+    settings_env()
+    assert build_graph(model="offline") is not None
+    assert build_graph(model=OfflineChatModel()) is not None
+    with pytest.raises(ModelConfigError, match="unknown chat model 'nonsense'"):
+        build_graph(model="nonsense")
+    with pytest.raises(ModelConfigError, match="needs a model name"):
+        build_graph(model="openai:")
+    with pytest.raises(ModelConfigError, match="not int"):
+        build_graph(model=42)
+    assert describe_model(OfflineChatModel()) == "offline"

@@ -149,3 +149,28 @@ async def test_a_declared_relation_filters_what_the_agent_sees(openai_server, fg
     answer = values["messages"][-1].content
     assert "printer on fire" in answer and "VPN down" in answer
     assert "salary" not in str(values["messages"]) and "salary" not in openai_server.raw()
+
+
+def test_a_synchronous_run_is_refused_before_anything_runs() -> None:
+    import pytest
+    from langchain_core.messages import AIMessage
+
+    from graph.middleware import SyncUseError
+    from tests.graph.scripted import ScriptedModel
+
+    model = ScriptedModel()
+    args = {"description": "d", "content": "c"}
+    model.script = [AIMessage("", tool_calls=[{"name": GIST, "args": args, "id": "x"}])]
+    agent = create_agent(
+        model,
+        tools=[create_public_gist],
+        middleware=[WarrantMiddleware()],
+        context_schema=Context,
+        checkpointer=InMemorySaver(),
+    )
+    alice = Context(user_id="auth0|alice", user_email="alice@example.com")
+    with pytest.raises(SyncUseError, match="ainvoke"):
+        agent.invoke(
+            {"messages": [("user", "go")]}, {"configurable": {"thread_id": "s"}}, context=alice
+        )
+    assert len(model.script) == 1  # the model was never even asked

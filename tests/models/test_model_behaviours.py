@@ -268,3 +268,22 @@ async def test_a_model_timeout_mid_run(oa_world, thread_config):
     server.add(say("You are alice."))
     values, _ = await turn(graph, "so?", cfg, world.ctx)
     assert values["messages"][-1].content == "You are alice."
+
+
+async def test_two_calls_sharing_one_id_are_still_two_approvals(oa_world, thread_config):
+    """Models sometimes repeat or omit call ids; approvals are keyed by them, so each call is
+    given an id of its own before anything is routed."""
+    world, server, cfg = oa_world, oa_world.openai, thread_config
+    a, b = world.marker + "-a", world.marker + "-b"
+    server.add(
+        calls(Call(GIST, gist_args(a, "a.md"), "dup"), Call(GIST, gist_args(b, "b.md"), "dup")),
+        echo("-"),
+    )
+    graph = build_graph(checkpointer=InMemorySaver())
+    _, [first] = await turn(graph, "publish both", cfg, world.ctx)
+    _, [second] = await approve_and_resume(world, graph, cfg, first)
+    assert second["approval_id"] != first["approval_id"] and second["arguments"]["content"] == b
+    values, _ = await approve_and_resume(world, graph, cfg, second)
+    assert world.gists(a) == 1 and world.gists(b) == 1
+    ids = [m.tool_call_id for m in tool_results(values).values()]
+    assert len(ids) == 2 and len(set(ids)) == 2 and "dup" in ids
