@@ -37,9 +37,7 @@ def create_app(source: Any = None) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        from auth.approvals import close_all
-
-        from auth.approvals import get_ledger
+        from auth.approvals import close_all, get_ledger
         from auth.approvals_claims import claims_for
 
         s = get_settings()
