@@ -218,6 +218,7 @@ async def fleet(
     *,
     kind: str,
     database_url: str,
+    extra_env: dict[str, str] | None = None,
 ) -> AsyncIterator[list[Replica]]:
     """`count` server processes configured for `stack`, sharing `database_url`."""
     replicas = []
@@ -238,6 +239,7 @@ async def fleet(
                     "LOG_LEVEL": "WARNING",
                 }
             )
+        extra.update(extra_env or {})
         replica_folder = folder / f"replica-{index}"
         replica_folder.mkdir(parents=True, exist_ok=True)
         replicas.append(Replica(index, port, replica_folder, child_environment(stack, extra), kind))
