@@ -29,8 +29,12 @@ _SCHEMA = (
 
 
 def process_owner() -> str:
-    """A name for this process that no other live process shares (host and pid)."""
-    return f"{socket.gethostname()}:{os.getpid()}"
+    """This process's name among those sharing the ledger: its configured replica id (kept
+    across restarts, so a restarted replica can free what its previous life held), else host
+    and pid."""
+    from settings import get_settings
+
+    return get_settings().replica_id or f"{socket.gethostname()}:{os.getpid()}"
 
 
 class ApprovalClaims:
@@ -76,6 +80,13 @@ class ApprovalClaims:
         await self._db.execute(
             "DELETE FROM warrant_approval_claims WHERE approval_id = ? AND owner = ?",
             (approval_id, self.owner),
+        )
+
+    async def release_owner(self, owner: str) -> int:
+        """Free every lease `owner` holds (a replica that died, or restarts); how many."""
+        await self._setup()
+        return await self._db.execute(
+            "DELETE FROM warrant_approval_claims WHERE owner = ?", (owner,)
         )
 
     async def holder(self, approval_id: str) -> str | None:

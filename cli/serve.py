@@ -100,6 +100,13 @@ def register(app: typer.Typer) -> None:
         except ServeConfigError as exc:
             typer.echo(f"warrant serve: {exc}", err=True)
             raise typer.Exit(2) from None
+        from deploy.schema import prepare_database
+
+        try:
+            prepare_database(env["DATABASE_URL"], env["WARRANT_APPROVALS_DB"])
+        except Exception as exc:  # no server without its tables: say why, no stack trace
+            typer.echo(f"warrant serve: cannot prepare the database: {exc}", err=True)
+            raise typer.Exit(1) from None
         command = server_command(port, host)
         typer.echo(f"warrant serve: {env['WARRANT_SERVER_URL']} (Aegra on PostgreSQL)", err=True)
         # The server replaces this process, so signals sent to `warrant serve` reach it.

@@ -37,14 +37,17 @@ def create_app(source: Any = None) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        from auth.approvals import close_all
+        from auth.approvals import close_all, get_ledger
+        from auth.approvals_claims import claims_for
 
         s = get_settings()
         set_resumer(ServerResumer(server_url()))
+        # Whatever this replica held in a previous life (killed mid-wake) is free again.
+        await claims_for(await get_ledger()).release_owner(process_owner())
         async with contextlib.AsyncExitStack() as stack:
             if s.database_url:
                 await stack.enter_async_context(
-                    orphan_runs_lifespan(s.database_url, s.replica_id or process_owner())
+                    orphan_runs_lifespan(s.database_url, process_owner())
                 )
             await stack.enter_async_context(inner(source))
             try:

@@ -96,6 +96,8 @@ class OrphanRuns:
 
     async def recover(self, dead_after: float) -> int:
         """Fail the runs no live replica executes and release their threads; how many."""
+        import psycopg
+
         cutoff = time.time() - dead_after
         mine = set(_active_run_ids())
         recovered = 0
@@ -120,6 +122,13 @@ class OrphanRuns:
                 )
                 log.warning("recovered run %s of a stopped replica (thread %s)", run_id, status)
                 recovered += 1
+            # Wake claims of replicas that stopped: free now, not when their leases end.
+            with contextlib.suppress(psycopg.errors.UndefinedTable):
+                await conn.execute(
+                    "DELETE FROM warrant_approval_claims WHERE owner IN"
+                    " (SELECT replica FROM warrant_replicas WHERE seen_at < %s)",
+                    (cutoff,),
+                )
         self.recovered += recovered
         return recovered
 

@@ -13,6 +13,8 @@ import hashlib
 import hmac
 import time
 
+from pydantic import SecretStr
+
 from settings import Settings, get_settings
 
 SCHEME = "WarrantResume"
@@ -25,8 +27,8 @@ class InvalidResumeCredential(Exception):
 
 def _key(settings: Settings | None = None) -> bytes:
     s = settings or get_settings()
-    configured = s.ciba_notification_token
-    base = (configured or s.agent_client_secret).get_secret_value().encode()
+    secret = s.ciba_notification_token or s.agent_client_secret
+    base = str(secret.get_secret_value() if isinstance(secret, SecretStr) else secret).encode()
     return hmac.new(base, b"warrant server resume credential", hashlib.sha256).digest()
 
 
