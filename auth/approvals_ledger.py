@@ -87,6 +87,7 @@ class ApprovalRecord:
     poll_interval: float = 5.0
     next_poll_at: float | None = None
     outcome: str | None = None
+    polled_at: float | None = None  # when this process family last asked the token endpoint
 
     @property
     def is_final(self) -> bool:
@@ -121,11 +122,14 @@ CREATE TABLE IF NOT EXISTS warrant_approvals (
     poll_interval DOUBLE PRECISION NOT NULL DEFAULT 5,
     next_poll_at DOUBLE PRECISION,
     outcome TEXT,
+    polled_at DOUBLE PRECISION,
     UNIQUE (user_id, thread_id, tool_call_id)
 );
 CREATE INDEX IF NOT EXISTS warrant_approvals_due ON warrant_approvals (status, next_poll_at);
 CREATE INDEX IF NOT EXISTS warrant_approvals_user ON warrant_approvals (user_id, created_at);
 """
+# Columns added after the first release: (name, SQL type), added to older ledgers on open.
+_ADDED_COLUMNS = (("polled_at", "DOUBLE PRECISION"),)
 
 
 class _Backend:
@@ -149,6 +153,10 @@ class _SQLiteBackend(_Backend):
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA busy_timeout=5000")
         self._conn.executescript(_SCHEMA)
+        present = {row[1] for row in self._conn.execute("PRAGMA table_info(warrant_approvals)")}
+        for name, kind in _ADDED_COLUMNS:
+            if name not in present:
+                self._conn.execute(f"ALTER TABLE warrant_approvals ADD COLUMN {name} {kind}")
         self._lock = asyncio.Lock()
 
     async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
@@ -179,6 +187,10 @@ class _PostgresBackend(_Backend):
                 async with pool.connection() as conn:
                     for statement in filter(str.strip, _SCHEMA.split(";")):
                         await conn.execute(statement)
+                    for name, kind in _ADDED_COLUMNS:
+                        await conn.execute(
+                            f"ALTER TABLE warrant_approvals ADD COLUMN IF NOT EXISTS {name} {kind}"
+                        )
                 self._pool = pool
         return self._pool
 
@@ -296,6 +308,23 @@ class ApprovalsLedger:
             " WHERE id = ?",
             (interval, next_poll_at, time.time(), approval_id),
         )
+
+    async def mark_polled(self, approval_id: str) -> None:
+        """Remember that the token endpoint is being asked (before the request goes out): a
+        later `invalid_grant` then means our own earlier poll redeemed the grant."""
+        now = time.time()
+        await self._db.execute(
+            "UPDATE warrant_approvals SET polled_at = ?, updated_at = ? WHERE id = ?",
+            (now, now, approval_id),
+        )
+
+    async def note_outcome(self, approval_id: str, outcome: str, *, status: ApprovalStatus) -> bool:
+        """Record what is known so far (an unknown outcome) without moving the record."""
+        changed = await self._db.execute(
+            "UPDATE warrant_approvals SET outcome = ? WHERE id = ? AND status = ?",
+            (outcome, approval_id, status.value),
+        )
+        return changed == 1
 
     async def transition(
         self,

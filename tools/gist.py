@@ -12,14 +12,17 @@ from langchain_core.tools import ToolException, tool
 from pydantic import BaseModel, Field, ValidationError, model_validator
 
 from settings import get_settings
+from tools.approved_action import ApprovedAction, current_approved_action, register_reconciler
 from tools.base import ApprovalRequirement, ConnectionRequirement, declare
 from tools.github import GITHUB_CONNECTION, github_client
-from tools.github_client import GitHubRequestError
+from tools.github_client import GitHubOutcomeUnknown, GitHubRequestError
 
 GIST_SCOPES: tuple[str, ...] = ("gist",)
 APPROVAL_SCOPES: tuple[str, ...] = ("openid", "create:gist")
 MAX_CONTENT_BYTES = 1_000_000  # GitHub truncates gist files beyond 1 MB
 MAX_FILENAME = 100
+# How far back through the user's Gists a reconciliation looks (100 a page, newest first).
+RECONCILE_PAGES = 5
 
 
 def _check(description: str, content: str, filename: str) -> str:
@@ -71,17 +74,54 @@ async def create_public_gist(description: str, content: str, filename: str = "wa
     `content`: the file's text; `filename`: the file name, e.g. notes.md or hello.py.
     """
     name = _check(description, content, filename)
+    action = current_approved_action()
     try:
         gist = await github_client(GITHUB_CONNECTION).create_gist(
-            {name: content}, description=description.strip(), public=True
+            {name: content}, description=described(description, action), public=True
         )
     except GitHubRequestError as exc:
         # A refused gist (validation) is the model's to fix: say what GitHub objected to.
         raise ToolException(f"GitHub refused to create the Gist: {exc}") from None
+    except GitHubOutcomeUnknown as exc:
+        if action is not None:
+            action.outcome_unknown = True  # the approval node looks for the Gist's marker
+        raise ToolException(
+            f"{exc}: the Gist may or may not exist. Look at your Gists before asking again."
+        ) from None
     url = gist.get("html_url") or gist.get("url")
     if not isinstance(url, str) or not url:
         raise ToolException("GitHub created the Gist but returned no URL for it.")
     return url
+
+
+def described(description: str, action: ApprovedAction | None) -> str:
+    """The Gist's description: the user's, followed by the approval's marker when approved (so
+    that the Gist can be found again if GitHub's answer is lost)."""
+    text = description.strip()
+    if action is None:
+        return text
+    return f"{text} [{action.marker}]" if text else f"[{action.marker}]"
+
+
+async def find_gist_by_marker(action: ApprovedAction) -> str | None:
+    """The URL of the user's Gist that carries `action`'s marker, None when there is none.
+
+    Raises `ProviderUnavailable` (and the connection errors) when GitHub cannot be asked: an
+    unanswered question is not a "no".
+    """
+    client = github_client(GITHUB_CONNECTION)
+    needle = f"[{action.marker}]"
+    # A minute of slack: GitHub's clock and ours may differ; the marker decides, not the time.
+    since = action.created_after - 60
+    for page in range(1, RECONCILE_PAGES + 1):
+        gists = await client.list_gists(per_page=100, page=page, since=since)
+        for gist in gists:
+            if isinstance(gist, dict) and needle in str(gist.get("description") or ""):
+                url = gist.get("html_url") or gist.get("url")
+                return str(url) if url else f"gist {gist.get('id')}"
+        if len(gists) < 100:
+            break
+    return None
 
 
 create_public_gist.handle_tool_error = True
@@ -97,3 +137,4 @@ declare(
         binding_message="Create public gist {filename}",
     ),
 )
+register_reconciler(create_public_gist.name, find_gist_by_marker)

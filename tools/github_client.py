@@ -30,6 +30,18 @@ class GitHubRequestError(Exception):
         super().__init__(message)
 
 
+class GitHubOutcomeUnknown(Exception):
+    """GitHub did not answer a request that changes something after it was sent (a read timeout,
+    a dropped connection, a 5xx): it may or may not have taken effect. Not "nothing was done"."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(
+            f"GitHub did not answer after the request was sent ({reason}), so whether it took "
+            "effect is not known"
+        )
+
+
 class GitHubRateLimited(ProviderUnavailable):
     """GitHub's rate limit is used up until `reset_at` (epoch seconds, if GitHub said)."""
 
@@ -128,9 +140,15 @@ class GitHubClient:
     async def get_gist(self, gist_id: str) -> dict[str, Any]:
         return await self._request("GET", f"/gists/{gist_id}")
 
-    async def list_gists(self, *, per_page: int = 100, page: int = 1) -> list[dict[str, Any]]:
-        """The signed-in user's gists, newest first (GitHub leaves file contents out)."""
+    async def list_gists(
+        self, *, per_page: int = 100, page: int = 1, since: float | None = None
+    ) -> list[dict[str, Any]]:
+        """The signed-in user's gists, newest first (GitHub leaves file contents out); `since`
+        (epoch seconds): only those updated at or after it."""
         params = {"per_page": str(per_page), "page": str(page)}
+        if since is not None:
+            stamp = dt.datetime.fromtimestamp(since, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+            params["since"] = stamp
         return await self._request("GET", "/gists", params=params, expect=list)
 
     async def get_user(self) -> dict[str, Any]:
@@ -144,18 +162,29 @@ class GitHubClient:
             "User-Agent": "warrant-agent",
         }
         url = f"{self._base}{path}"
+        changes = method not in ("GET", "HEAD")
         try:
             if self._http is not None:
                 response = await self._http.request(method, url, headers=headers, **kwargs)
             else:
                 async with httpx.AsyncClient(timeout=self._timeout) as http:
                     response = await http.request(method, url, headers=headers, **kwargs)
+        except (httpx.ConnectTimeout, httpx.PoolTimeout, httpx.ConnectError):
+            # Never sent: GitHub cannot have acted on it.
+            raise ProviderUnavailable(_SERVICE, "it could not be reached") from None
         except httpx.TimeoutException:
+            if changes:
+                raise GitHubOutcomeUnknown("it did not answer in time") from None
             raise ProviderUnavailable(_SERVICE, "it did not answer in time") from None
         except httpx.HTTPError as exc:
+            if changes:
+                raise GitHubOutcomeUnknown(f"the connection failed: {type(exc).__name__}") from None
             raise ProviderUnavailable(
                 _SERVICE, f"it could not be reached: {type(exc).__name__}"
             ) from None
+        if changes and response.status_code >= 500:
+            # A gateway error or a failure after GitHub received the request: it may have acted.
+            raise GitHubOutcomeUnknown(f"HTTP {response.status_code}")
         return self._outcome(response, expect)
 
     def _outcome(self, response: httpx.Response, expect: type = dict) -> Any:

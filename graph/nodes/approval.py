@@ -65,6 +65,7 @@ from auth.errors import (
     ApprovalPending,
     AuthError,
     ConnectionRequired,
+    LoginRequired,
     ProviderUnavailable,
 )
 from auth.token_vault import SUBJECT_TOKEN_TYPE_ACCESS, get_token_vault
@@ -81,7 +82,15 @@ from graph.routing import toolset_or_default
 from graph.state import ActingUser, State
 from graph.toolset import Toolset
 from settings import get_settings
-from tools.base import ApprovalRequirement, requirements_of
+from tools.approved_action import (
+    ApprovedAction,
+    Reconciler,
+    approval_marker,
+    approved_action_scope,
+    reconciler_for,
+)
+from tools.base import ApprovalRequirement, ToolCredentials, credentials_scope, requirements_of
+from tools.github_client import GitHubRequestError
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +102,13 @@ DUE_SLACK_SECONDS = 0.25
 OUTCOME_CHARS = 500
 # How long a run that got `invalid_grant` waits for a concurrent run's redemption to show.
 REDEEM_GRACE_SECONDS = 2.0
+# A record `approved` or `executing` for longer than this was cut off (a crash): no run takes
+# this long (GitHub's and the provider's timeouts are seconds), so it is recovered, not waited on.
+STALE_EXECUTION_SECONDS = 120.0
+# Checking whether an action whose answer was lost took effect: a few looks, a moment apart
+# (a listing may lag a creation).
+RECONCILE_ATTEMPTS = 3
+RECONCILE_DELAY_SECONDS = 1.0
 
 
 def _ledger_failures() -> tuple[type[BaseException], ...]:
@@ -313,10 +329,12 @@ async def _run_approved(
         settled = settled_message(call, current) if current is not None else None
         return {"messages": [settled or error_message(call, "This approval was already used.")]}
     run_runtime = _runtime_with(runtime, user, _subject(user, runtime, granted))
+    action = ApprovedAction(marker=approval_marker(record.id), created_after=record.created_at)
     try:
-        message = await execute_tool_call(
-            tool, call, user, run_runtime, approval_token=granted.access_token
-        )
+        with approved_action_scope(action):
+            message = await execute_tool_call(
+                tool, call, user, run_runtime, approval_token=granted.access_token
+            )
     except GraphInterrupt:
         # The connection vanished between the check and the run; the approval cannot wait.
         message = error_message(
@@ -327,6 +345,14 @@ async def _run_approved(
     except Exception as exc:  # the execution was claimed: it must end in a final state
         log.warning("approved tool %s failed: %s", tool.name, type(exc).__name__)
         message = error_message(call, f"The {tool.name} tool failed ({type(exc).__name__}).")
+    if action.outcome_unknown:
+        # Sent, but no answer: it may have happened. Find out instead of saying "nothing".
+        cause = "GitHub did not answer in time after the request was sent"
+        return {
+            "messages": [
+                await _reconcile(ledger, record, tool, call, user, run_runtime, action, cause)
+            ]
+        }
     text = str(message.content)[:OUTCOME_CHARS]
     final = ApprovalStatus.DONE if message.status != "error" else ApprovalStatus.FAILED
     try:
@@ -336,6 +362,128 @@ async def _run_approved(
         log.warning("approval %s: recording the outcome failed: %s", record.id, type(exc).__name__)
     log.info("approval %s: %s ran (%s)", record.id, tool.name, final.value)
     return {"messages": [message]}
+
+
+async def _look_for_result(
+    tool: BaseTool,
+    user: ActingUser,
+    runtime: Runtime[Context] | None,
+    reconciler: Reconciler,
+    action: ApprovedAction,
+) -> str | None:
+    """Run the tool's reconciler with the connection token the tool itself would get."""
+    need = requirements_of(tool).connection
+    if need is None:
+        return await reconciler(action)
+    subject = subject_token_for(user, runtime)
+    if subject is None:
+        raise LoginRequired("your sign-in is not available to this run")
+    token = await get_token_vault().get_token(
+        user_id=user["sub"],
+        subject_token=subject[0],
+        subject_token_type=subject[1],
+        connection=need.connection,
+        scopes=list(need.scopes),
+    )
+    credentials = ToolCredentials(
+        connection_tokens={need.connection: token.access_token},
+        user_id=user.get("email") or user["sub"],
+    )
+    with credentials_scope(credentials):
+        return await reconciler(action)
+
+
+async def _reconcile(
+    ledger: ApprovalsLedger,
+    record: ApprovalRecord,
+    tool: BaseTool,
+    call: ToolCall,
+    user: ActingUser,
+    runtime: Runtime[Context] | None,
+    action: ApprovedAction,
+    cause: str,
+) -> ToolMessage:
+    """An `executing` record whose outcome is unknown: look for what it created (by its
+    marker) and record `done` with it, or `failed` when it is certainly not there; when the
+    look itself fails, the record stays `executing` (it never runs again) and the user is told
+    that the outcome is unknown."""
+    what = f"'{record.binding_message}'"
+    reconciler = reconciler_for(tool.name)
+    found: str | None = None
+    problem = None if reconciler is not None else f"{tool.name} offers no way to check"
+    for attempt in range(RECONCILE_ATTEMPTS if reconciler is not None else 0):
+        try:
+            found = await _look_for_result(tool, user, runtime, reconciler, action)
+            problem = None
+        except ProviderUnavailable as exc:  # a service that just timed out may still be slow
+            problem = f"{exc.service}: {exc.reason}"
+        except (AuthError, GitHubRequestError, ValueError) as exc:
+            problem = str(exc)[:200] or type(exc).__name__
+            break  # no credential, or a refusal: asking again gives the same answer
+        if found is not None:
+            break
+        if attempt + 1 < RECONCILE_ATTEMPTS:
+            await asyncio.sleep(RECONCILE_DELAY_SECONDS)
+    if found is not None:
+        if await ledger.transition(
+            record.id, ApprovalStatus.DONE, expected=ApprovalStatus.EXECUTING, outcome=found
+        ):
+            log.info("approval %s: outcome found after %s", record.id, cause)
+        return ToolMessage(
+            content=f"{found} ({cause}; it was done, as a look at your account shows).",
+            tool_call_id=call["id"] or "",
+            name=tool.name,
+        )
+    if problem is None:
+        outcome = "not done: checked, nothing carries its marker (" + cause + ")"
+        await ledger.transition(
+            record.id, ApprovalStatus.FAILED, expected=ApprovalStatus.EXECUTING, outcome=outcome
+        )
+        return error_message(
+            call,
+            f"{cause.capitalize()}; a look at your account shows it was not done, so nothing "
+            f"was done for {what}. You can ask again.",
+        )
+    await ledger.note_outcome(
+        record.id,
+        f"outcome unknown: {cause}; check failed: {problem}"[:OUTCOME_CHARS],
+        status=ApprovalStatus.EXECUTING,
+    )
+    return error_message(
+        call,
+        f"Whether {what} was done is unknown: {cause}, and checking failed ({problem}). It will "
+        "not run again; look at your account before asking again.",
+    )
+
+
+async def _recover(
+    ledger: ApprovalsLedger,
+    record: ApprovalRecord,
+    tool: BaseTool,
+    call: ToolCall,
+    user: ActingUser,
+    runtime: Runtime[Context] | None,
+) -> ToolMessage:
+    """A record a crash left `approved` (nothing ran) or `executing` (it may have run)."""
+    what = f"'{record.binding_message}'"
+    if record.status is ApprovalStatus.APPROVED:
+        text = (
+            f"You approved {what}, but the run that was to carry it out was cut off before it "
+            "started; nothing was done. You can ask again."
+        )
+        if await ledger.transition(
+            record.id,
+            ApprovalStatus.FAILED,
+            expected=ApprovalStatus.APPROVED,
+            outcome="not run: cut off after the approval",
+        ):
+            return error_message(call, text)
+        current = await ledger.get(record.id)
+        settled = settled_message(call, current) if current is not None else None
+        return settled or error_message(call, text)
+    action = ApprovedAction(marker=approval_marker(record.id), created_after=record.created_at)
+    cause = "the run that was carrying it out was cut off"
+    return await _reconcile(ledger, record, tool, call, user, runtime, action, cause)
 
 
 async def _unknown_grant(
@@ -351,6 +499,18 @@ async def _unknown_grant(
             if settled is not None:
                 return {"messages": [settled]}
         await asyncio.sleep(0.05)
+    if record.polled_at is not None:
+        # We asked for this grant before: our own earlier poll most likely redeemed it, and the
+        # run that got the answer was cut off (a crash, a lost answer) before recording it.
+        text = (
+            f"Your answer to '{record.binding_message}' was already collected by an earlier run "
+            "of this conversation, which was cut off (a crash or a lost answer) before it could "
+            "record it; an approval is used at most once, so nothing was done. You can ask again."
+        )
+        outcome = "invalid_grant: collected by an earlier, cut-off run"
+        return await _settle(
+            ledger, call, record, ApprovalStatus.FAILED, outcome, error_message(call, text)
+        )
     return await _settle(
         ledger, call, record, ApprovalStatus.FAILED, "invalid_grant", error_message(call, text)
     )
@@ -376,6 +536,7 @@ async def _poll(
     )
     request = request_of(record)
     what = f"'{record.binding_message}'"
+    await ledger.mark_polled(record.id)
     try:
         granted = await (await get_ciba_client(s)).poll(request)
     except ApprovalPending:
@@ -511,6 +672,11 @@ async def _approve(
                     )
                 ]
             }
+        if (
+            existing.status in (ApprovalStatus.APPROVED, ApprovalStatus.EXECUTING)
+            and time.time() - existing.updated_at > STALE_EXECUTION_SECONDS
+        ):
+            return {"messages": [await _recover(ledger, existing, tool, call, user, runtime)]}
         settled = settled_message(call, existing)
         if settled is not None:
             return {"messages": [settled]}
