@@ -12,7 +12,7 @@ from what it declared with `tools.base.declare(...)`:
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -79,7 +79,7 @@ class Toolset:
             found[item.name] = item
         return cls(tuple(found.values()), found)
 
-    def __iter__(self):  # type: ignore[no-untyped-def]
+    def __iter__(self) -> Iterator[BaseTool]:
         return iter(self.tools)
 
     def __len__(self) -> int:

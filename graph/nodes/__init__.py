@@ -11,7 +11,3 @@ or back to `agent`.
 """
 
 from __future__ import annotations
-
-TOOL_CALL_NODES = ("tools", "approval", "retrieve")
-
-__all__ = ["TOOL_CALL_NODES"]

@@ -131,7 +131,6 @@ async def test_no_token_in_checkpoints_or_logs(provider, tmp_path, caplog) -> No
 async def test_a_tool_echoing_its_tokens_is_redacted(provider, monkeypatch) -> None:
     from langchain_core.tools import tool
 
-    import tools as registry_module
     from graph.nodes.tools import execute_tool_call
     from tools.base import ConnectionRequirement, current_credentials, declare
 
@@ -142,7 +141,6 @@ async def test_a_tool_echoing_its_tokens_is_redacted(provider, monkeypatch) -> N
         return f"{text}: {creds.connection_token('github')} / {creds.approval_token}"
 
     declare(leaky, connection=ConnectionRequirement("github"))
-    monkeypatch.setitem(registry_module.registry(), "leaky", leaky)
     provider.connected = True
     call = {"name": "leaky", "args": {"text": "hi"}, "id": "l1", "type": "tool_call"}
 
