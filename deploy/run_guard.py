@@ -22,7 +22,6 @@ from deploy.aegra_auth import authenticate, authorize_run
 from deploy.resume_credential import SCHEME
 
 _RUN_ROUTE = re.compile(r"^/threads/([^/]+)/runs/(wait|stream)$")
-_STATELESS_RUN = re.compile(r"^/runs(/wait|/stream)?$")
 _STATE_EDIT = re.compile(r"^/threads/([^/]+)/state$")
 _RESUME_ROUTES = (
     re.compile(r"^POST /threads/[^/]+/runs$"),
@@ -57,9 +56,6 @@ class RunGuard:
             return
         run = _RUN_ROUTE.match(path) if method == "POST" else None
         edit = _STATE_EDIT.match(path) if method == "POST" else None
-        if method == "POST" and _STATELESS_RUN.match(path) and path != "/runs":
-            await _error(403, "stateless runs are not served")(scope, receive, send)
-            return
         if run is None and edit is None:
             await self.app(scope, receive, send)
             return
