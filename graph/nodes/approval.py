@@ -495,8 +495,8 @@ async def _unknown_grant(
                 return {"messages": [settled]}
         await asyncio.sleep(0.05)
     if record.polled_at is not None:
-        # We asked for this grant before: our own earlier poll most likely redeemed it, and the
-        # run that got the answer was cut off (a crash, a lost answer) before recording it.
+        # A poll of ours went out and its answer was never recorded: that poll redeemed the
+        # grant, and the run that got the answer was cut off (a crash) before recording it.
         text = (
             f"Your answer to '{record.binding_message}' was already collected by an earlier run "
             "of this conversation, which was cut off (a crash or a lost answer) before it could "
@@ -535,6 +535,7 @@ async def _poll(
     try:
         granted = await (await get_ciba_client(s)).poll(request)
     except ApprovalPending:
+        await ledger.mark_polled(record.id, in_flight=False)
         if request.interval != record.poll_interval:  # slow_down: every later poll waits more
             later = max(request.not_before, next_check_at(request.interval, now, s))
             await ledger.set_interval(record.id, request.interval, later)
