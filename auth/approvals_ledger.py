@@ -87,7 +87,7 @@ class ApprovalRecord:
     poll_interval: float = 5.0
     next_poll_at: float | None = None
     outcome: str | None = None
-    polled_at: float | None = None  # when this process family last asked the token endpoint
+    polled_at: float | None = None  # a poll in flight since then, its answer not recorded
 
     @property
     def is_final(self) -> bool:
@@ -309,13 +309,14 @@ class ApprovalsLedger:
             (interval, next_poll_at, time.time(), approval_id),
         )
 
-    async def mark_polled(self, approval_id: str) -> None:
-        """Remember that the token endpoint is being asked (before the request goes out): a
-        later `invalid_grant` then means our own earlier poll redeemed the grant."""
+    async def mark_polled(self, approval_id: str, *, in_flight: bool = True) -> None:
+        """Remember that a poll of the token endpoint is in flight (set before it is sent,
+        cleared once its "still pending" answer is recorded): found set later, it means a run
+        asked and never recorded the answer, so an `invalid_grant` is our own redemption."""
         now = time.time()
         await self._db.execute(
             "UPDATE warrant_approvals SET polled_at = ?, updated_at = ? WHERE id = ?",
-            (now, now, approval_id),
+            (now if in_flight else None, now, approval_id),
         )
 
     async def note_outcome(self, approval_id: str, outcome: str, *, status: ApprovalStatus) -> bool:

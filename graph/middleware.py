@@ -31,14 +31,14 @@ from typing import Any, NotRequired
 
 from langchain.agents.middleware import AgentMiddleware, AgentState, hook_config
 from langchain.agents.middleware.types import ToolCallRequest
-from langchain_core.messages import HumanMessage, RemoveMessage, ToolMessage
+from langchain_core.messages import AIMessage, HumanMessage, RemoveMessage, ToolCall, ToolMessage
 from langgraph.config import get_config
 from langgraph.runtime import Runtime
 from langgraph.types import Command
 
 from graph.context import Context
 from graph.identity import IdentityMismatch, NoIdentity, acting_user, caller_identity
-from graph.nodes.approval import LEDGER_FAILURES, _approve
+from graph.nodes.approval import LEDGER_FAILURES, _approve, _unidentified_plain_call
 from graph.nodes.tools import error_message, execute_tool_call, validate_arguments
 from graph.state import ActingUser
 from tools.base import requirements_of
@@ -119,6 +119,10 @@ class WarrantMiddleware(AgentMiddleware[WarrantState, Context, Any]):
         assert tool is not None
         need = requirements_of(tool).approval
         assert need is not None
+        if _unidentified_plain_call(request.runtime.config, runtime):
+            # As in the approval node: a plain run that names nobody may neither cancel nor
+            # see the owner's pending approval.
+            raise NoIdentity()
         configurable = (request.runtime.config or {}).get("configurable") or {}
         thread_id = configurable.get("thread_id")
         if not thread_id:
@@ -127,12 +131,20 @@ class WarrantMiddleware(AgentMiddleware[WarrantState, Context, Any]):
                 f"{tool.name} needs your approval, which needs a saved conversation (a thread "
                 "id and a checkpointer); nothing was done.",
             )
+        key = _call_key(request.state, call)
+        if key is None:
+            return error_message(
+                call,
+                f"This {tool.name} call has no id of its own (none, or one shared with another "
+                "call in the same reply), so it was not run: one approval covers one call; "
+                "nothing was done.",
+            )
         # The approval node answers "still pending" with no message and is visited again; here
         # the same task loops instead: each round interrupts at most once, and a replay after a
         # resume goes through the same ledger checks, so nothing is pushed or run twice.
         while True:
             try:
-                out = await _approve(tool, need, call, user, str(thread_id), runtime)
+                out = await _approve(tool, need, call, key, user, str(thread_id), runtime)
             except LEDGER_FAILURES as exc:
                 log.warning("approvals ledger unavailable: %s", type(exc).__name__)
                 return error_message(
@@ -143,6 +155,21 @@ class WarrantMiddleware(AgentMiddleware[WarrantState, Context, Any]):
             if out["messages"]:
                 [message] = out["messages"]
                 return message
+
+
+def _call_key(state: Any, call: ToolCall) -> str | None:
+    """The ledger's name for `call`: its id, unless it has none or the model's reply gives the
+    same id to another call too (the ledger would take one for the other)."""
+    call_id = call.get("id")
+    if not call_id:
+        return None
+    messages = state.get("messages", []) if isinstance(state, dict) else []
+    for message in reversed(messages):
+        if isinstance(message, AIMessage):
+            if sum(1 for c in message.tool_calls if c.get("id") == call_id) > 1:
+                return None
+            break
+    return call_id
 
 
 def _runtime(request: ToolCallRequest) -> Runtime[Context]:

@@ -30,6 +30,7 @@ from langgraph.types import Command
 from auth.approvals import delivery_mode, get_ledger
 from auth.approvals_claims import claims_for
 from auth.approvals_ledger import ApprovalRecord, ApprovalsLedger, ApprovalStatus
+from graph.context import Context
 from settings import get_settings
 
 log = logging.getLogger(__name__)
@@ -105,7 +106,8 @@ class GraphResumer:
     """Resume a compiled graph directly (plain Python, the in-process demo, tests).
 
     `context` is the runtime context for the resumed run (a function of the record, or a
-    fixed value); a callback resume has none, and the node uses the approval's own token.
+    fixed value); by default it names the record's user and carries no token (a callback
+    resume has none), and the node uses the approval's own token.
     """
 
     def __init__(
@@ -131,6 +133,10 @@ class GraphResumer:
                 # paused yet (a fast ping); nothing left: the thread no longer waits.
                 return ResumeResult.BUSY if snapshot.next else ResumeResult.GONE
             context = self._context(record) if callable(self._context) else self._context
+            if context is None:
+                # The approval's own user, from the ledger (never a token): the node refuses a
+                # plain-Python run that names nobody.
+                context = Context(user_id=record.user_id)
             output = await self.graph.ainvoke(Command(resume=WAKE), config, context=context)
             self.results.append(output)
             return ResumeResult.RESUMED

@@ -70,7 +70,7 @@ from auth.errors import (
 )
 from auth.token_vault import SUBJECT_TOKEN_TYPE_ACCESS, get_token_vault
 from graph.context import Context
-from graph.identity import acting_user, subject_token_for
+from graph.identity import NoIdentity, acting_user, caller_identity, subject_token_for
 from graph.nodes.tools import (
     connection_interrupt,
     error_message,
@@ -500,8 +500,8 @@ async def _unknown_grant(
                 return {"messages": [settled]}
         await asyncio.sleep(0.05)
     if record.polled_at is not None:
-        # We asked for this grant before: our own earlier poll most likely redeemed it, and the
-        # run that got the answer was cut off (a crash, a lost answer) before recording it.
+        # A poll of ours went out and its answer was never recorded: that poll redeemed the
+        # grant, and the run that got the answer was cut off (a crash) before recording it.
         text = (
             f"Your answer to '{record.binding_message}' was already collected by an earlier run "
             "of this conversation, which was cut off (a crash or a lost answer) before it could "
@@ -540,6 +540,7 @@ async def _poll(
     try:
         granted = await (await get_ciba_client(s)).poll(request)
     except ApprovalPending:
+        await ledger.mark_polled(record.id, in_flight=False)
         if request.interval != record.poll_interval:  # slow_down: every later poll waits more
             later = max(request.not_before, next_check_at(request.interval, now, s))
             await ledger.set_interval(record.id, request.interval, later)
@@ -574,6 +575,18 @@ async def _poll(
     return await _run_approved(ledger, record, tool, call, user, runtime, granted)
 
 
+def _unidentified_plain_call(
+    config: RunnableConfig | None, runtime: Runtime[Context] | None
+) -> bool:
+    """A plain-Python run (no LangGraph server: no server info, no server user) whose caller
+    names no user (no runtime context)."""
+    if runtime is not None and getattr(runtime, "server_info", None) is not None:
+        return False
+    if ((config or {}).get("configurable") or {}).get("langgraph_auth_user") is not None:
+        return False
+    return caller_identity(config, runtime) is None
+
+
 def _ledger_key(state: State, call: ToolCall) -> str | None:
     """The ledger's name for this call: its id; for a call without one, its place (the model
     message's id and the call's index, stable across resumes); None for a call that repeats an
@@ -602,6 +615,10 @@ async def approval(
 ) -> dict[str, list[ToolMessage]]:
     """Answer the first pending call that needs approval (see the module docstring)."""
     user = acting_user(state, config, runtime)
+    if _unidentified_plain_call(config, runtime):
+        # Without a server, a run that names nobody could be anyone: it may not cancel the
+        # owner's approval, nor be shown it. The resumers name the approval's own user.
+        raise NoIdentity()
     toolset = toolset_or_default(toolset)  # the graph's own tools
     pending = toolset.pending_calls_for(state, "approval")
     if not pending:

@@ -214,3 +214,24 @@ async def test_a_poll_answer_lost_in_a_crash_is_named_as_such(
     assert "collected by an earlier run" in result.content and "nothing was done" in result.content
     assert (await world.record(record.id)).status is ApprovalStatus.FAILED
     assert world.gists() == 0
+
+
+async def test_a_request_the_provider_forgot_is_not_blamed_on_a_crash(
+    world, tmp_path, thread_config, monkeypatch
+) -> None:
+    monkeypatch.setattr(approval_node, "REDEEM_GRACE_SECONDS", 0.1)
+    async with saved_graph(tmp_path / "cp.sqlite") as graph:
+        out = await graph.ainvoke(world.ask(), thread_config, context=world.ctx)
+        record = await world.record(pending_interrupt(out)["approval_id"])
+        await until_due(record)
+        out = await graph.ainvoke(Command(resume=WAKE), thread_config, context=world.ctx)
+        pending_interrupt(out)  # one poll answered "pending", and recorded
+        assert world.polls(record) == 1
+        assert (await world.record(record.id)).polled_at is None
+        # The provider loses the request (a restart without its store, a purge).
+        monkeypatch.setattr(world.ciba.store, "by_auth_req_id", lambda auth_req_id: None)
+        await until_due(await world.record(record.id))
+        out = await graph.ainvoke(Command(resume=WAKE), thread_config, context=world.ctx)
+    [result] = tool_results(out)
+    assert "no longer knows" in result.content and "earlier run" not in result.content
+    assert world.gists() == 0

@@ -158,3 +158,30 @@ def test_restart_finds_the_request_instead_of_pushing_again(tmp_path: Path) -> N
     for proc in procs:
         proc.join(60)
     assert sorted(out.get(timeout=5) for _ in procs) == [False, False, True]
+
+
+async def test_a_ledger_from_before_polled_at_is_upgraded_on_open(tmp_path) -> None:
+    import sqlite3
+
+    from auth.approvals_ledger import _SCHEMA
+
+    path = tmp_path / "old.sqlite3"
+    old = sqlite3.connect(path)
+    old.executescript(_SCHEMA.replace("    polled_at DOUBLE PRECISION,\n", ""))
+    old.execute(
+        "INSERT INTO warrant_approvals (id, user_id, thread_id, tool_call_id, tool_name,"
+        " action_digest, binding_message, status, created_at, updated_at)"
+        " VALUES ('a1', 'u', 't', 'c', 'tool', 'd', 'Approve', 'pending', 1, 1)"
+    )
+    old.commit()
+    old.close()
+    ledger = ApprovalsLedger(path)
+    try:
+        record = await ledger.get("a1")
+        assert record is not None and record.polled_at is None
+        await ledger.mark_polled("a1")
+        assert (await ledger.get("a1")).polled_at is not None
+        await ledger.mark_polled("a1", in_flight=False)
+        assert (await ledger.get("a1")).polled_at is None
+    finally:
+        await ledger.close()

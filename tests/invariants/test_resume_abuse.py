@@ -189,3 +189,27 @@ async def test_a_connection_resume_carrying_a_real_github_token_is_not_used(
     assert provider.exchanges > exchanges
     assert not [m for m in out["messages"] if isinstance(m, ToolMessage)]
     assert provider.github_token not in repr(out["messages"])
+
+
+async def test_plain_python_without_a_context_can_neither_cancel_nor_read_an_approval(
+    world, tmp_path, thread_config
+) -> None:
+    from graph.identity import NoIdentity
+
+    async with saved_graph(tmp_path / "cp.sqlite") as graph:
+        out = await graph.ainvoke(world.ask(), thread_config, context=world.ctx)
+        record = await world.record(pending_interrupt(out)["approval_id"])
+        await until_due(record)
+        for value in ("cancel", {"cancel": True}, WAKE, "approved"):
+            with pytest.raises(NoIdentity):  # no output: nothing of the approval is shown
+                await graph.ainvoke(Command(resume=value), thread_config)
+        with pytest.raises(NoIdentity):
+            await resume_when_approved(graph, thread_config, timeout=5)
+        # Nothing was cancelled, nothing asked of the provider, nothing run.
+        assert (await world.record(record.id)).status is ApprovalStatus.PENDING
+        assert world.polls(record) == 0 and world.gists() == 0
+        # The owner's own resume still completes it, once.
+        world.approve(record)
+        out = await resume_when_approved(graph, thread_config, context=world.ctx, timeout=10)
+        assert [m.status for m in tool_results(out)] == ["success"]
+        assert world.gists() == 1
