@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 
 from auth.ciba import CIBAClient, authorization_details
+from auth.jwt import ID_TOKEN_TYPES, JWTValidator
 from devstack.identity.clients import Client
 from devstack.identity.users import subject_for
 from settings import get_settings
@@ -50,8 +51,25 @@ def basic(client_id: str, secret: str) -> dict[str, str]:
 def ciba_client(app: Any, clock: Clock, client_id: str | None = None, secret: str | None = None):
     """The project's real CIBA client, pointed at the in-process provider."""
     agent_id, agent_key = agent_secret()
-    http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), timeout=10)
-    return CIBAClient(ISSUER, client_id or agent_id, secret or agent_key, http=http, clock=clock)
+    transport = httpx.ASGITransport(app=app)
+    http = httpx.AsyncClient(transport=transport, timeout=10)
+    # The grant's ID token is checked against the same in-process provider's keys.
+    id_tokens = JWTValidator(
+        ISSUER,
+        client_id or agent_id,
+        token_types=ID_TOKEN_TYPES,
+        clock=clock,
+        transport=transport,
+        timeout=10,
+    )
+    return CIBAClient(
+        ISSUER,
+        client_id or agent_id,
+        secret or agent_key,
+        http=http,
+        clock=clock,
+        id_tokens=id_tokens,
+    )
 
 
 def add_client(provider: Any, client_id: str, *, ciba: bool = True) -> tuple[str, str]:
