@@ -40,7 +40,7 @@ async def test_a_lost_answer_to_a_change_is_unknown_never_nothing() -> None:
     def dropped(request: httpx.Request) -> httpx.Response:
         raise httpx.RemoteProtocolError("closed", request=request)
 
-    for handler in (read_timeout, dropped, lambda r: httpx.Response(502, json={})):
+    for handler in (read_timeout, dropped):
         with pytest.raises(GitHubOutcomeUnknown) as err:
             await _github(handler).create_gist({"a.md": "x"}, public=True)
         assert "not known" in str(err.value) and "nothing" not in str(err.value)
@@ -54,6 +54,9 @@ async def test_a_lost_answer_to_a_change_is_unknown_never_nothing() -> None:
         await _github(refused).create_gist({"a.md": "x"})
     with pytest.raises(ProviderUnavailable):
         await _github(read_timeout).list_gists()
+    # An answer, even an error, is GitHub saying what happened.
+    with pytest.raises(ProviderUnavailable):
+        await _github(lambda r: httpx.Response(502, json={})).create_gist({"a.md": "x"})
 
 
 def _github_store(world) -> Any:
