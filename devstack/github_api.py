@@ -216,17 +216,19 @@ class GitHubStore:
         rows = self._run("SELECT body FROM gists WHERE id = ?", (gist_id,))
         return json.loads(rows[0][0]) if rows else None
 
-    def gists(self, login: str | None, limit: int, offset: int) -> list[dict[str, Any]]:
-        """Newest first: `login`'s gists, or everyone's public ones when `login` is None."""
-        if login is not None:
-            rows = self._run(
-                "SELECT body FROM gists WHERE login = ? ORDER BY rowid DESC LIMIT ? OFFSET ?",
-                (login, limit, offset),
-            )
-            return [json.loads(body) for (body,) in rows]
-        rows = self._run("SELECT body FROM gists ORDER BY rowid DESC")
-        public = [g for g in (json.loads(body) for (body,) in rows) if g.get("public")]
-        return public[offset : offset + limit]
+    def gists(
+        self, login: str | None, limit: int, offset: int, since: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Newest first: `login`'s gists, or everyone's public ones when `login` is None; with
+        `since` (GitHub's `YYYY-MM-DDTHH:MM:SSZ`), only those updated at or after it."""
+        where, args = ("WHERE login = ?", (login,)) if login is not None else ("", ())
+        rows = self._run(f"SELECT body FROM gists {where} ORDER BY rowid DESC", args)  # noqa: S608
+        found = [json.loads(body) for (body,) in rows]
+        if login is None:
+            found = [g for g in found if g.get("public")]
+        if since is not None:  # the stamps share one format, so they compare as text
+            found = [g for g in found if str(g.get("updated_at", "")) >= since]
+        return found[offset : offset + limit]
 
 
 class RateLimiter:
@@ -687,9 +689,24 @@ def create_github_app(
             page = int(request.query_params.get("page", "1"))
         except ValueError:
             return answer({"message": "Invalid request.", "documentation_url": DOCS}, headers, 422)
+        since = request.query_params.get("since")
+        if since is not None:
+            try:
+                dt.datetime.strptime(since, "%Y-%m-%dT%H:%M:%SZ")
+            except ValueError:
+                return answer(
+                    {
+                        "message": "Invalid request: since is not an ISO 8601 time (UTC, Z).",
+                        "documentation_url": DOCS,
+                    },
+                    headers,
+                    422,
+                )
         per_page = max(1, min(per_page, 100))
         page = max(page, 1)
-        listed = store.gists(user.login if user else None, per_page, (page - 1) * per_page)
+        listed = store.gists(
+            user.login if user else None, per_page, (page - 1) * per_page, since=since
+        )
         for gist in listed:
             for entry in gist.get("files", {}).values():
                 entry.pop("content", None)

@@ -4,6 +4,8 @@
 call on another channel, for the app's audience with scope `create:gist`) and a GitHub
 connection with the `gist` scope (a short-lived Token Vault token). The `approval` node runs it
 at most once per approval; the body only ever sees the tokens through `current_credentials()`.
+An approved Gist's description ends with its approval's marker, so that when GitHub's answer is
+lost the node can find out from the user's Gists whether it was created (`find_gist_by_marker`).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 from langchain_core.tools import ToolException, tool
 from pydantic import BaseModel, Field, ValidationError, model_validator
 
+from auth.errors import ProviderUnavailable
 from settings import get_settings
 from tools.approved_action import ApprovedAction, current_approved_action, register_reconciler
 from tools.base import ApprovalRequirement, ConnectionRequirement, declare
@@ -114,7 +117,10 @@ async def find_gist_by_marker(action: ApprovedAction) -> str | None:
     # A minute of slack: GitHub's clock and ours may differ; the marker decides, not the time.
     since = action.created_after - 60
     for page in range(1, RECONCILE_PAGES + 1):
-        gists = await client.list_gists(per_page=100, page=page, since=since)
+        try:
+            gists = await client.list_gists(per_page=100, page=page, since=since)
+        except GitHubRequestError as exc:
+            raise ProviderUnavailable("GitHub", f"it refused to list your Gists: {exc}") from None
         for gist in gists:
             if isinstance(gist, dict) and needle in str(gist.get("description") or ""):
                 url = gist.get("html_url") or gist.get("url")

@@ -32,7 +32,7 @@ class GitHubRequestError(Exception):
 
 class GitHubOutcomeUnknown(Exception):
     """GitHub did not answer a request that changes something after it was sent (a read timeout,
-    a dropped connection, a 5xx): it may or may not have taken effect. Not "nothing was done"."""
+    a dropped connection): it may or may not have taken effect. Not "nothing was done"."""
 
     def __init__(self, reason: str) -> None:
         self.reason = reason
@@ -182,9 +182,7 @@ class GitHubClient:
             raise ProviderUnavailable(
                 _SERVICE, f"it could not be reached: {type(exc).__name__}"
             ) from None
-        if changes and response.status_code >= 500:
-            # A gateway error or a failure after GitHub received the request: it may have acted.
-            raise GitHubOutcomeUnknown(f"HTTP {response.status_code}")
+        # An answer, even a 5xx, is GitHub saying what happened; only silence is "unknown".
         return self._outcome(response, expect)
 
     def _outcome(self, response: httpx.Response, expect: type = dict) -> Any:

@@ -8,8 +8,16 @@ For the first pending call routed here (a tool that declares an `ApprovalRequire
    and the node interrupts with `{"type": "approval_pending", ...}`;
 3. on any resume the node asks the ledger, then the provider (the token endpoint, respecting
    the provider's interval; a ping marks a request due): still pending -> interrupt again;
-   approved -> `claim_execution` (approved -> executing, exactly once) and run the tool with the
-   approval's token; denied, expired, provider down -> a ToolMessage saying nothing was done.
+   approved (an ID token proves it: `CIBAClient.verify_grant`) -> `claim_execution` (approved
+   -> executing, exactly once) and run the tool with the approval's token; denied, expired,
+   unverified, provider down -> a ToolMessage saying nothing was done.
+4. an approved run whose outcome is unknown (GitHub silent after the request was sent, or a
+   record a crash left `executing`) is reconciled: the tool wrote its approval's marker into
+   what it created, and its reconciler looks for it: `done` with the result, `failed` when it
+   is certainly absent, "unknown" (still `executing`, never run again) when it cannot tell.
+
+A plain-Python run that names nobody (no server, no context) is refused outright: it could be
+anyone, so it may neither cancel the owner's request nor be shown it.
 
 The resume value never decides anything except a cancel (doing less). The ledger, not local
 variables, is the memory: LangGraph re-runs a node from its top on every resume. Each node visit
@@ -90,7 +98,6 @@ from tools.approved_action import (
     reconciler_for,
 )
 from tools.base import ApprovalRequirement, ToolCredentials, credentials_scope, requirements_of
-from tools.github_client import GitHubRequestError
 
 log = logging.getLogger(__name__)
 
@@ -417,7 +424,7 @@ async def _reconcile(
             problem = None
         except ProviderUnavailable as exc:  # a service that just timed out may still be slow
             problem = f"{exc.service}: {exc.reason}"
-        except (AuthError, GitHubRequestError, ValueError) as exc:
+        except (AuthError, ValueError) as exc:
             problem = str(exc)[:200] or type(exc).__name__
             break  # no credential, or a refusal: asking again gives the same answer
         if found is not None:

@@ -40,7 +40,7 @@ async def test_a_lost_answer_to_a_change_is_unknown_never_nothing() -> None:
     def dropped(request: httpx.Request) -> httpx.Response:
         raise httpx.RemoteProtocolError("closed", request=request)
 
-    for handler in (read_timeout, dropped, lambda r: httpx.Response(502, json={})):
+    for handler in (read_timeout, dropped):
         with pytest.raises(GitHubOutcomeUnknown) as err:
             await _github(handler).create_gist({"a.md": "x"}, public=True)
         assert "not known" in str(err.value) and "nothing" not in str(err.value)
@@ -54,6 +54,9 @@ async def test_a_lost_answer_to_a_change_is_unknown_never_nothing() -> None:
         await _github(refused).create_gist({"a.md": "x"})
     with pytest.raises(ProviderUnavailable):
         await _github(read_timeout).list_gists()
+    # An answer, even an error, is GitHub saying what happened.
+    with pytest.raises(ProviderUnavailable):
+        await _github(lambda r: httpx.Response(502, json={})).create_gist({"a.md": "x"})
 
 
 def _github_store(world) -> Any:
@@ -235,3 +238,22 @@ async def test_a_request_the_provider_forgot_is_not_blamed_on_a_crash(
     [result] = tool_results(out)
     assert "no longer knows" in result.content and "earlier run" not in result.content
     assert world.gists() == 0
+
+
+async def test_the_local_github_lists_gists_since_a_time_as_github_does(world) -> None:
+    from auth.token_vault import get_token_vault
+    from tools.github_client import GitHubRequestError
+
+    token = await get_token_vault().get_token(
+        user_id=world.sub,
+        subject_token=world.ctx.subject_token,
+        connection="github",
+        scopes=["gist"],
+    )
+    client = GitHubClient(world.settings.github_api_url, token.access_token)
+    made = await client.create_gist({"since.md": world.marker}, description=world.marker)
+    everything = await client.list_gists(since=time.time() - 3600)
+    assert made["id"] in [g["id"] for g in everything]
+    assert made["id"] not in [g["id"] for g in await client.list_gists(since=time.time() + 3600)]
+    with pytest.raises(GitHubRequestError):
+        await client._request("GET", "/gists", params={"since": "yesterday"}, expect=list)
