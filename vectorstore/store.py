@@ -8,11 +8,14 @@ decisions are keyed by.
 
 from __future__ import annotations
 
+import functools
 import logging
-from collections.abc import Mapping, Sequence
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 import chromadb
 from chromadb.config import Settings as ChromaSettings
@@ -23,6 +26,43 @@ from vectorstore.embeddings import (
     EmbeddingConfigError,
     WarrantEmbeddingFunction,
 )
+from vectorstore.memory_hygiene import scrub_heap_memory
+
+# Before this process opens Chroma: its native writer persists uninitialised memory, which must
+# never be a freed token buffer (see vectorstore.memory_hygiene).
+scrub_heap_memory()
+
+T = TypeVar("T")
+P = ParamSpec("P")
+
+# Every call into Chroma runs on this one thread. glibc's per-thread cache (tcache) hands small
+# freed blocks back to the thread that freed them, unscrubbed; a thread that only ever runs
+# Chroma has none but Chroma's own to give it, never a token another part of the process freed.
+_chroma_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="warrant-chroma")
+_on_chroma_thread = threading.local()
+
+
+def on_chroma_thread(work: Callable[[], T]) -> T:
+    """Run `work` on the Chroma thread and wait for it (directly when already there)."""
+    if getattr(_on_chroma_thread, "active", False):
+        return work()
+
+    def run() -> T:
+        _on_chroma_thread.active = True
+        return work()
+
+    return _chroma_thread.submit(run).result()
+
+
+def chroma_call(method: Callable[P, T]) -> Callable[P, T]:
+    """Decorate a function that calls into Chroma: it runs on the Chroma thread."""
+
+    @functools.wraps(method)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
+        return on_chroma_thread(lambda: method(*args, **kwargs))
+
+    return wrapper
+
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +104,10 @@ class Hit:
 
 def chroma_client(settings: Settings | None = None) -> chromadb.ClientAPI:
     """A Chroma client for the configured mode (persistent folder or server), telemetry off."""
-    settings = settings or get_settings()
+    return on_chroma_thread(lambda: _chroma_client(settings or get_settings()))
+
+
+def _chroma_client(settings: Settings) -> chromadb.ClientAPI:
     chroma_settings = ChromaSettings(anonymized_telemetry=False)
     try:
         if settings.chroma_mode == "http":
@@ -128,6 +171,7 @@ class DocumentStore:
         """Whether another process wrote to the persistent folder since this store last did."""
         return self.folder is not None and disk_stamp(self.folder) != self.stamp
 
+    @chroma_call
     def close(self) -> None:
         """Release the Chroma client this store opened (its in-memory index with it)."""
         if self.client is not None and self.folder is not None:
@@ -137,6 +181,7 @@ class DocumentStore:
                 log.debug("closing the Chroma client failed", exc_info=True)
 
     @classmethod
+    @chroma_call
     def open(
         cls,
         settings: Settings | None = None,
@@ -195,6 +240,7 @@ class DocumentStore:
 
     # -- reads ---------------------------------------------------------------------------
 
+    @chroma_call
     def count(self) -> int:
         """How many chunks the collection holds."""
         return int(self.collection.count())
@@ -208,6 +254,7 @@ class DocumentStore:
         except Exception as exc:
             raise StoreError(f"cannot embed the question: {exc}") from exc
 
+    @chroma_call
     def query(
         self, embedding: Sequence[float], n: int, where: Mapping[str, Any] | None = None
     ) -> list[Hit]:
@@ -239,6 +286,7 @@ class DocumentStore:
             )
         return hits
 
+    @chroma_call
     def chunks_of(self, doc_id: str) -> list[tuple[str, dict[str, Any]]]:
         """Every stored chunk id of `doc_id` with its metadata."""
         found: list[tuple[str, dict[str, Any]]] = []
@@ -254,6 +302,7 @@ class DocumentStore:
                 return found
             offset += _PAGE
 
+    @chroma_call
     def documents(self) -> dict[str, dict[str, Any]]:
         """Every stored document: id -> title, source, content hash and chunk count."""
         docs: dict[str, dict[str, Any]] = {}
@@ -282,6 +331,7 @@ class DocumentStore:
 
     # -- writes --------------------------------------------------------------------------
 
+    @chroma_call
     def add(
         self,
         ids: Sequence[str],
@@ -303,6 +353,7 @@ class DocumentStore:
             raise StoreError(f"cannot store chunks: {exc}") from exc
         self.stamp = disk_stamp(self.folder)  # our own write: the cache already holds it
 
+    @chroma_call
     def delete_ids(self, ids: Sequence[str]) -> None:
         """Remove these chunks."""
         if not ids:

@@ -163,7 +163,11 @@ async def documents_step(world: DemoWorld) -> str:
     ok, detail = await check_documents(ask)
     if not ok:
         raise DemoError(detail)
-    return f"{len(outcomes)} documents ingested with their FGA tuples; {detail}"
+    scanned = await world.assert_no_token_in_chroma()
+    return (
+        f"{len(outcomes)} documents ingested with their FGA tuples; {detail}; "
+        f"none of {len(world.secrets)} tokens in {scanned} Chroma bytes"
+    )
 
 
 def _tool_message(values: dict[str, Any]) -> ToolMessage | None:

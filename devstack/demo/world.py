@@ -104,6 +104,23 @@ class DemoWorld:
         files = sorted(self.checkpoint_path.parent.glob(self.checkpoint_path.name + "*"))
         return b"".join(path.read_bytes() for path in files if path.is_file())
 
+    def chroma_bytes(self) -> bytes:
+        """Every byte of the document store's folder (SQLite, HNSW segment files)."""
+        folder = self.settings.data_dir / "chroma"
+        if not folder.is_dir():
+            return b""
+        return b"".join(p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file())
+
+    async def assert_no_token_in_chroma(self) -> int:
+        """Raise `DemoError` if a token the demo saw is in the Chroma folder; its size."""
+        stored = await asyncio.to_thread(self.chroma_bytes)
+        leaked = [s for s in self.secrets if s.encode() in stored]
+        if leaked:
+            raise DemoError(f"{len(leaked)} token(s) found in the Chroma folder")
+        if not stored:
+            raise DemoError("the Chroma folder scan found nothing to scan")
+        return len(stored)
+
     # conversations ----------------------------------------------------------------------------
 
     def thread(self, name: str) -> dict[str, Any]:
