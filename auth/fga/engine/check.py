@@ -138,11 +138,11 @@ class CheckResolver:
         kind = self._targets.get(user)
         if kind is None:
             user_object, user_relation = split_object_relation(user)
-            user_type, _, user_id = user_object.partition(":")
+            user_type = user_object.partition(":")[0]
             if user_relation:
                 kind = f"{user_type}#{user_relation}"
             else:
-                kind = f"{user_type}:*" if user_id == "*" else user_type
+                kind = user_type  # OpenFGA prunes by the user's type, wildcard or not
             self._targets[user] = kind
         return kind
 
@@ -164,7 +164,7 @@ class CheckResolver:
             return self.exclusion(object, relation, user, rw[1], rw[2], depth)
         raise FGAError(2000, f"unexpected rewrite rule '{kind}'")
 
-    def _condition_met(self, edge: Edge) -> bool:
+    def condition_met(self, edge: Edge) -> bool:
         name = edge.key.condition_name
         if not name:
             return True
@@ -191,7 +191,7 @@ class CheckResolver:
             edge = self.reader.read_user_tuple(object, relation, user)
             if edge is not None:
                 try:
-                    if self._condition_met(edge):
+                    if self.condition_met(edge):
                         return ALLOWED
                 except FGAError as e:
                     error = e
@@ -212,7 +212,7 @@ class CheckResolver:
                 elif not self.ts.reaches(edge.user_type, edge.user_relation, target):
                     continue  # pruned before its condition is evaluated, as OpenFGA does
                 try:
-                    if not self._condition_met(edge):
+                    if not self.condition_met(edge):
                         continue
                 except FGAError as e:
                     error = e
@@ -254,7 +254,7 @@ class CheckResolver:
             if not self.ts.reaches(edge.user_type, computed, target):
                 continue  # pruned before its condition is evaluated, as OpenFGA does
             try:
-                if not self._condition_met(edge):
+                if not self.condition_met(edge):
                     continue
             except FGAError as e:
                 error = e

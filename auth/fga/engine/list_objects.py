@@ -21,7 +21,18 @@ def list_objects(
     resolver must be built with `strict_conditions=True` so no union absorbs a condition error.
     """
     results: list[str] = []
-    for obj in candidate_objects(resolver.ts, resolver.reader, user, relation, object_type):
+    try:
+        candidates = candidate_objects(
+            resolver.ts,
+            resolver.reader,
+            user,
+            relation,
+            object_type,
+            resolver.condition_met,
+        )
+    except StrictConditionError as e:
+        raise e.error from None
+    for obj in candidates:
         try:
             allowed = resolver.check(obj, relation, user)
         except StrictConditionError as e:
