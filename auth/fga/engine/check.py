@@ -84,6 +84,9 @@ class CheckResolver:
         self.max_depth = max_depth
         self._visited: set[tuple[str, str, str]] = set()
         self._targets: dict[str, str] = {}
+        # the object#relation whose edges to itself are collected, not followed (see `recursive`)
+        self._skip: tuple[str, str] | None = None
+        self._collected: list[str] = []
         self._memo: dict[tuple[str, str, str], tuple[Outcome, int]] | None = (
             {} if ts.memo_safe else None
         )
@@ -124,11 +127,14 @@ class CheckResolver:
             raise FGAError(2000, f"relation '{relation}' undefined for object '{object}'")
         if not self.ts.reaches(object_type, relation, self.target(user)):
             return DENIED  # no tuple could grant it: nothing is read or evaluated
-        self._visited.add(key)
-        try:
-            outcome = self.rewrite(object, relation, user, rel.rewrite, depth)
-        finally:
-            self._visited.discard(key)
+        if self.ts.has_weighted_graph and self._recursive(object, relation, user):
+            outcome = self.recursive(object, relation, user, rel.rewrite, depth)
+        else:
+            self._visited.add(key)
+            try:
+                outcome = self.rewrite(object, relation, user, rel.rewrite, depth)
+            finally:
+                self._visited.discard(key)
         if memo is not None and not outcome.cut:
             memo[key] = (outcome, depth)
         return outcome
@@ -220,8 +226,12 @@ class CheckResolver:
                 if edge.wildcard:
                     return ALLOWED
                 dispatches.append(edge)
+            collect = self._skip == (object, relation)
             for edge in dispatches:
                 self_edge = edge.user_type == object_type and edge.user_relation == relation
+                if self_edge and collect:
+                    self._collected.append(edge.user_object)
+                    continue
                 try:
                     out = self.dispatch(
                         edge.user_object, edge.user_relation, user, depth, self_edge
@@ -260,6 +270,9 @@ class CheckResolver:
                 error = e
                 continue
             self_edge = edge.user_type == object_type and computed == relation
+            if self_edge and self._skip == (object, relation):
+                self._collected.append(edge.user_object)
+                continue
             try:
                 out = self.dispatch(edge.user_object, computed, user, depth, self_edge)
             except FGAError as e:
@@ -332,6 +345,70 @@ class CheckResolver:
         if base_error is not None:
             raise base_error
         return ALLOWED
+
+    def recursive(
+        self, object: str, relation: str, user: str, rw: Rewrite, depth: int
+    ) -> Outcome:
+        """OpenFGA's recursive strategy for a relation whose only indirect way in is its edge to
+        itself (`member: [user, group#member]`, `viewer: [user] or viewer from parent`):
+        breadth first over that edge, each object visited once, so a dense cycle costs what
+        the graph has, not its paths. No cycle is flagged. An object found 25 levels down is
+        still found; a deeper one is a depth error, unless the user holds the relation
+        directly nowhere (then no level could grant it: false, as OpenFGA answers).
+        """
+        seen = {object}
+        frontier = [object]
+        level = 0
+        error: FGAError | None = None
+        cycle = cut = False
+        saved = self._skip, self._collected
+        try:
+            while frontier:
+                following: list[str] = []
+                for node in frontier:
+                    key = (node, relation, user)
+                    if key in self._visited:
+                        cut = True  # an outer path is resolving it: nothing new here
+                        continue
+                    self._skip, self._collected = (node, relation), []
+                    self._visited.add(key)
+                    try:
+                        out = self.rewrite(node, relation, user, rw, depth - level)
+                    except FGAError as e:
+                        error, out = e, None
+                    finally:
+                        self._visited.discard(key)
+                    if out is not None:
+                        if out.allowed:
+                            return ALLOWED
+                        cycle, cut = cycle or out.cycle, cut or out.cut
+                    for nxt in self._collected:
+                        if nxt not in seen:
+                            seen.add(nxt)
+                            following.append(nxt)
+                level += 1
+                if following and level > depth:
+                    if not self._holds_directly_somewhere(object, relation, user):
+                        break
+                    raise resolution_too_complex()
+                frontier = following
+        finally:
+            self._skip, self._collected = saved
+        if error is not None:
+            raise error
+        return _merge(cycle, cut)
+
+    def _holds_directly_somewhere(self, object: str, relation: str, user: str) -> bool:
+        """Whether some tuple of this type gives `user` the relation directly (or its type's
+        wildcard does): the user side OpenFGA's recursive strategy starts from."""
+        object_type = object.split(":", 1)[0]
+        user_type = user.split(":", 1)[0]
+        rel = self.ts.relation_or_none(object_type, relation)
+        if rel is None or rel.rewrite[0] not in ("this", "union"):
+            return True  # other ways in: stay on the safe side (the depth error)
+        return bool(
+            self.reader.read_by_user([user, f"{user_type}:*"], object_type, relation)
+        )
 
     def _recursive(self, object: str, relation: str, user: str) -> bool:
         """Whether OpenFGA resolves `relation` for this user type with its recursive strategy."""
