@@ -18,6 +18,7 @@ Semantics kept from OpenFGA:
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,7 +26,7 @@ from auth.fga.engine import conditions
 from auth.fga.engine.reader import Edge, RequestReader
 from auth.fga.engine.typesystem import Rewrite, TypeSystem
 from auth.fga.engine.validation import split_object_relation, tuple_to_string
-from auth.fga.errors import FGAError, resolution_too_complex
+from auth.fga.errors import FGAError, deadline_exceeded, resolution_too_complex
 
 DEFAULT_MAX_DEPTH = 25
 
@@ -76,8 +77,13 @@ class CheckResolver:
         context: dict[str, Any] | None = None,
         max_depth: int = DEFAULT_MAX_DEPTH,
         strict_conditions: bool = False,
+        deadline: float | None = None,
     ) -> None:
         self.ts = ts
+        # seconds this request may run; every dispatch checks it, so a timed-out request stops
+        # using the CPU at once instead of running on in a worker thread nobody waits for
+        self.deadline = deadline
+        self._stop_at = None if deadline is None else time.monotonic() + deadline
         self.strict_conditions = strict_conditions
         self.reader = reader
         self.context = context or {}
@@ -346,9 +352,7 @@ class CheckResolver:
             raise base_error
         return ALLOWED
 
-    def recursive(
-        self, object: str, relation: str, user: str, rw: Rewrite, depth: int
-    ) -> Outcome:
+    def recursive(self, object: str, relation: str, user: str, rw: Rewrite, depth: int) -> Outcome:
         """OpenFGA's recursive strategy for a relation whose only indirect way in is its edge to
         itself (`member: [user, group#member]`, `viewer: [user] or viewer from parent`):
         breadth first over that edge, each object visited once, so a dense cycle costs what
@@ -366,6 +370,7 @@ class CheckResolver:
             while frontier:
                 following: list[str] = []
                 for node in frontier:
+                    self.check_deadline()
                     key = (node, relation, user)
                     if key in self._visited:
                         cut = True  # an outer path is resolving it: nothing new here
@@ -398,6 +403,11 @@ class CheckResolver:
             raise error
         return _merge(cycle, cut)
 
+    def check_deadline(self) -> None:
+        """Raise 4004 once the request's deadline has passed."""
+        if self._stop_at is not None and time.monotonic() > self._stop_at:
+            raise deadline_exceeded(self.deadline or 0)
+
     def _holds_directly_somewhere(self, object: str, relation: str, user: str) -> bool:
         """Whether some tuple of this type gives `user` the relation directly (or its type's
         wildcard does): the user side OpenFGA's recursive strategy starts from."""
@@ -406,9 +416,7 @@ class CheckResolver:
         rel = self.ts.relation_or_none(object_type, relation)
         if rel is None or rel.rewrite[0] not in ("this", "union"):
             return True  # other ways in: stay on the safe side (the depth error)
-        return bool(
-            self.reader.read_by_user([user, f"{user_type}:*"], object_type, relation)
-        )
+        return bool(self.reader.read_by_user([user, f"{user_type}:*"], object_type, relation))
 
     def _recursive(self, object: str, relation: str, user: str) -> bool:
         """Whether OpenFGA resolves `relation` for this user type with its recursive strategy."""
@@ -424,4 +432,5 @@ class CheckResolver:
     ) -> Outcome:
         """A sub-check one level deeper (a userset or tuple-to-userset edge)."""
         self.dispatch_count += 1
+        self.check_deadline()
         return self.resolve(object, relation, user, depth - 1, self_edge)

@@ -102,6 +102,7 @@ def candidate_objects(
     relation: str,
     object_type: str,
     condition_met: Callable[[Edge], bool] | None = None,
+    tick: Callable[[], None] | None = None,
 ) -> list[str]:
     """Objects of `object_type` on which `user` may have `relation` (a superset).
 
@@ -146,6 +147,8 @@ def candidate_objects(
             if subjects and (t, r) in relevant:
                 reach(t, r, objects_of(reader.read_by_user(subjects, t, r)))
     while frontier:
+        if tick is not None:
+            tick()  # the request's deadline: raises once it has passed
         layer, frontier_items = dict(frontier), None
         frontier.clear()
         del frontier_items
