@@ -60,6 +60,7 @@ class ErrorCode(IntEnum):
     store_id_not_found = 5002
     # internal codes (HTTP 500)
     internal_error = 4000
+    deadline_exceeded = 4004
 
 
 class FGAError(Exception):
@@ -81,6 +82,8 @@ class FGAError(Exception):
             return 404
         if self.code == ErrorCode.internal_error:
             return 500
+        if self.code == ErrorCode.deadline_exceeded:
+            return 504
         return 400
 
     def to_json(self) -> dict[str, str]:
@@ -112,6 +115,13 @@ def resolution_too_complex() -> FGAError:
         ErrorCode.authorization_model_resolution_too_complex,
         "Authorization Model resolution required too many rewrite rules to be resolved. "
         "Check your authorization model for infinite recursion or too much nesting",
+    )
+
+
+def deadline_exceeded(seconds: float) -> FGAError:
+    """A request ran past its deadline and was stopped (4004, HTTP 504)."""
+    return FGAError(
+        ErrorCode.deadline_exceeded, f"the request did not complete within {seconds:g}s"
     )
 
 

@@ -103,6 +103,7 @@ class LocalFGA:
                 object,
                 contextual_tuples=contextual_tuples,
                 context=context,
+                deadline=engine.CHECK_DEADLINE_SECONDS,
             )
 
         return await asyncio.to_thread(run)

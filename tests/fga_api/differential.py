@@ -18,8 +18,20 @@ from hypothesis import strategies as st
 from auth.fga import storetest
 from auth.fga.language import dsl_to_json
 
-MEMBER = ["[user]", "[user, group#member]", "[user, user:*]", "[user, user:*, group#member]"]
-EDITOR = ["[user]", "[user, user with cond]", "[user, group#member]", "[user, user:*] or owner"]
+MEMBER = [
+    "[user]",
+    "[user, group#member]",
+    "[user, user:*]",
+    "[user, user:*, group#member]",
+    "[user, group#member with cond]",
+]
+EDITOR = [
+    "[user]",
+    "[user, user with cond]",
+    "[user, group#member]",
+    "[user, user:*] or owner",
+    "[user, group#member with cond]",
+]
 RESTRICTED = [
     "[user with cond]",
     "[user with cond, group#member with cond]",
@@ -153,6 +165,7 @@ def cases(draw: Any, conditional_ttu: bool = False) -> dict[str, Any]:
                 st.none(),
                 st.fixed_dictionaries({"x": st.integers(0, 10)}),
                 st.fixed_dictionaries({"x": st.integers(0, 10), "limit": st.integers(0, 10)}),
+                st.fixed_dictionaries({"region": st.just("zz")}),  # none of the parameters
             )
         )
 

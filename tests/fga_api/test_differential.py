@@ -166,3 +166,15 @@ def test_unreachable_user_type_through_conditional_parent_is_false() -> None:
     path = Path(__file__).parent / "data" / "conditional_ttu_gap.fga.yaml"
     problems = compare(engine_answers(path), openfga_answers(BINARY, path))  # type: ignore[arg-type]
     assert not problems, "\n".join(problems)
+
+
+@needs_binary
+def test_list_objects_fails_on_a_walked_path_missing_parameters() -> None:
+    """The object is reached by a path whose condition holds, but another walked path lacks a
+    parameter: OpenFGA fails list_objects, and the engine must too (and not invent errors on
+    paths that cannot lead to the relation asked)."""
+    path = Path(__file__).parent / "data" / "list_objects_error_on_walked_path.fga.yaml"
+    ours = engine_answers(path)
+    assert compare(ours, openfga_answers(BINARY, path)) == []  # type: ignore[arg-type]
+    listed = {k: v for k, v in ours.items() if k.startswith("list_objects")}
+    assert sorted(listed.values()) == [("error", None), ("ok", ["folder:f1"])]

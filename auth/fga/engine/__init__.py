@@ -36,7 +36,10 @@ from auth.fga.engine.validation import (
 from auth.fga.errors import ErrorCode, FGAError, relation_not_found, type_not_found
 
 __all__ = [
+    "CHECK_DEADLINE_SECONDS",
     "DEFAULT_MAX_DEPTH",
+    "LIST_DEADLINE_SECONDS",
+    "LIST_MAX_RESULTS",
     "MAX_CONTEXTUAL_TUPLES",
     "EmptySource",
     "TupleSource",
@@ -49,6 +52,11 @@ __all__ = [
 
 
 MAX_CONTEXTUAL_TUPLES = 100  # OpenFGA's limit per request
+# OpenFGA's server defaults: list_objects / list_users stop at 1,000 results or after 3 s
+# (then answering with what they have); a check stops after 3 s with 4004
+LIST_MAX_RESULTS = 1000
+LIST_DEADLINE_SECONDS = 3.0
+CHECK_DEADLINE_SECONDS = 3.0
 
 
 def _contextual(ts: TypeSystem, tuples: Sequence[TupleKey]) -> list[TupleKey]:
@@ -72,13 +80,15 @@ def check(
     contextual_tuples: Sequence[TupleKey] = (),
     context: dict[str, Any] | None = None,
     max_depth: int = DEFAULT_MAX_DEPTH,
+    deadline: float | None = None,
 ) -> bool:
-    """May `user` have `relation` on `object`?"""
+    """May `user` have `relation` on `object`? `deadline` (seconds) stops it with 4004."""
     validate_user_object_relation(ts, user, relation, object)
     ctx_tuples = _contextual(ts, contextual_tuples)
     ctx = check_context_is_object(context)
     reader = RequestReader(ts, source, ctx_tuples)
-    return CheckResolver(ts, reader, ctx, max_depth).check(object, relation, user)
+    resolver = CheckResolver(ts, reader, ctx, max_depth, deadline=deadline)
+    return resolver.check(object, relation, user)
 
 
 def batch_check(
@@ -125,15 +135,17 @@ def list_objects(
     contextual_tuples: Sequence[TupleKey] = (),
     context: dict[str, Any] | None = None,
     max_depth: int = DEFAULT_MAX_DEPTH,
-    limit: int = 0,
+    limit: int = LIST_MAX_RESULTS,
+    deadline: float | None = LIST_DEADLINE_SECONDS,
 ) -> list[str]:
-    """Objects of `object_type` on which `user` has `relation` (no duplicates)."""
+    """Objects of `object_type` on which `user` has `relation` (no duplicates): at most
+    `limit` of them (0: no cap), and those found within `deadline` seconds (None: no limit)."""
     ts.get_relation(object_type, relation)  # 2021 / 2022
     validate_user(ts, user)  # 2000
     ctx_tuples = _contextual(ts, contextual_tuples)
     ctx = check_context_is_object(context)
     reader = RequestReader(ts, source, ctx_tuples)
-    resolver = CheckResolver(ts, reader, ctx, max_depth, strict_conditions=True)
+    resolver = CheckResolver(ts, reader, ctx, max_depth, strict_conditions=True, deadline=deadline)
     return _list_objects(resolver, user, relation, object_type, limit)
 
 
@@ -147,8 +159,12 @@ def list_users(
     contextual_tuples: Sequence[TupleKey] = (),
     context: dict[str, Any] | None = None,
     max_depth: int = DEFAULT_MAX_DEPTH,
+    limit: int = LIST_MAX_RESULTS,
+    deadline: float | None = LIST_DEADLINE_SECONDS,
 ) -> list[str]:
-    """Users (`user:x`, `user:*`, or usersets `group:x#member`) with `relation` on `object`."""
+    """Users (`user:x`, `user:*`, or usersets `group:x#member`) with `relation` on `object`:
+    at most `limit` (0: no cap); past `deadline` seconds the request fails with 4004 (the
+    expansion decides exclusions only at its end, so it has no partial answer to give)."""
     object_type, _, object_id = object.partition(":")
     if not object_id:
         raise FGAError(ErrorCode.validation_error, f"invalid object '{object}'")
@@ -163,4 +179,6 @@ def list_users(
     ctx_tuples = _contextual(ts, contextual_tuples)
     ctx = check_context_is_object(context)
     reader = RequestReader(ts, source, ctx_tuples)
-    return ListUsersResolver(ts, reader, user_filter, ctx, max_depth).list_users(object, relation)
+    resolver = ListUsersResolver(ts, reader, user_filter, ctx, max_depth, deadline=deadline)
+    users = resolver.list_users(object, relation)
+    return users[:limit] if limit else users

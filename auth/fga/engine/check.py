@@ -18,6 +18,7 @@ Semantics kept from OpenFGA:
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,7 +26,7 @@ from auth.fga.engine import conditions
 from auth.fga.engine.reader import Edge, RequestReader
 from auth.fga.engine.typesystem import Rewrite, TypeSystem
 from auth.fga.engine.validation import split_object_relation, tuple_to_string
-from auth.fga.errors import FGAError, resolution_too_complex
+from auth.fga.errors import FGAError, deadline_exceeded, resolution_too_complex
 
 DEFAULT_MAX_DEPTH = 25
 
@@ -76,14 +77,22 @@ class CheckResolver:
         context: dict[str, Any] | None = None,
         max_depth: int = DEFAULT_MAX_DEPTH,
         strict_conditions: bool = False,
+        deadline: float | None = None,
     ) -> None:
         self.ts = ts
+        # seconds this request may run; every dispatch checks it, so a timed-out request stops
+        # using the CPU at once instead of running on in a worker thread nobody waits for
+        self.deadline = deadline
+        self._stop_at = None if deadline is None else time.monotonic() + deadline
         self.strict_conditions = strict_conditions
         self.reader = reader
         self.context = context or {}
         self.max_depth = max_depth
         self._visited: set[tuple[str, str, str]] = set()
         self._targets: dict[str, str] = {}
+        # the object#relation whose edges to itself are collected, not followed (see `recursive`)
+        self._skip: tuple[str, str] | None = None
+        self._collected: list[str] = []
         self._memo: dict[tuple[str, str, str], tuple[Outcome, int]] | None = (
             {} if ts.memo_safe else None
         )
@@ -124,11 +133,14 @@ class CheckResolver:
             raise FGAError(2000, f"relation '{relation}' undefined for object '{object}'")
         if not self.ts.reaches(object_type, relation, self.target(user)):
             return DENIED  # no tuple could grant it: nothing is read or evaluated
-        self._visited.add(key)
-        try:
-            outcome = self.rewrite(object, relation, user, rel.rewrite, depth)
-        finally:
-            self._visited.discard(key)
+        if self.ts.has_weighted_graph and self._recursive(object, relation, user):
+            outcome = self.recursive(object, relation, user, rel.rewrite, depth)
+        else:
+            self._visited.add(key)
+            try:
+                outcome = self.rewrite(object, relation, user, rel.rewrite, depth)
+            finally:
+                self._visited.discard(key)
         if memo is not None and not outcome.cut:
             memo[key] = (outcome, depth)
         return outcome
@@ -138,11 +150,11 @@ class CheckResolver:
         kind = self._targets.get(user)
         if kind is None:
             user_object, user_relation = split_object_relation(user)
-            user_type, _, user_id = user_object.partition(":")
+            user_type = user_object.partition(":")[0]
             if user_relation:
                 kind = f"{user_type}#{user_relation}"
             else:
-                kind = f"{user_type}:*" if user_id == "*" else user_type
+                kind = user_type  # OpenFGA prunes by the user's type, wildcard or not
             self._targets[user] = kind
         return kind
 
@@ -164,7 +176,7 @@ class CheckResolver:
             return self.exclusion(object, relation, user, rw[1], rw[2], depth)
         raise FGAError(2000, f"unexpected rewrite rule '{kind}'")
 
-    def _condition_met(self, edge: Edge) -> bool:
+    def condition_met(self, edge: Edge) -> bool:
         name = edge.key.condition_name
         if not name:
             return True
@@ -191,7 +203,7 @@ class CheckResolver:
             edge = self.reader.read_user_tuple(object, relation, user)
             if edge is not None:
                 try:
-                    if self._condition_met(edge):
+                    if self.condition_met(edge):
                         return ALLOWED
                 except FGAError as e:
                     error = e
@@ -212,7 +224,7 @@ class CheckResolver:
                 elif not self.ts.reaches(edge.user_type, edge.user_relation, target):
                     continue  # pruned before its condition is evaluated, as OpenFGA does
                 try:
-                    if not self._condition_met(edge):
+                    if not self.condition_met(edge):
                         continue
                 except FGAError as e:
                     error = e
@@ -220,8 +232,12 @@ class CheckResolver:
                 if edge.wildcard:
                     return ALLOWED
                 dispatches.append(edge)
+            collect = self._skip == (object, relation)
             for edge in dispatches:
                 self_edge = edge.user_type == object_type and edge.user_relation == relation
+                if self_edge and collect:
+                    self._collected.append(edge.user_object)
+                    continue
                 try:
                     out = self.dispatch(
                         edge.user_object, edge.user_relation, user, depth, self_edge
@@ -254,12 +270,15 @@ class CheckResolver:
             if not self.ts.reaches(edge.user_type, computed, target):
                 continue  # pruned before its condition is evaluated, as OpenFGA does
             try:
-                if not self._condition_met(edge):
+                if not self.condition_met(edge):
                     continue
             except FGAError as e:
                 error = e
                 continue
             self_edge = edge.user_type == object_type and computed == relation
+            if self_edge and self._skip == (object, relation):
+                self._collected.append(edge.user_object)
+                continue
             try:
                 out = self.dispatch(edge.user_object, computed, user, depth, self_edge)
             except FGAError as e:
@@ -333,6 +352,72 @@ class CheckResolver:
             raise base_error
         return ALLOWED
 
+    def recursive(self, object: str, relation: str, user: str, rw: Rewrite, depth: int) -> Outcome:
+        """OpenFGA's recursive strategy for a relation whose only indirect way in is its edge to
+        itself (`member: [user, group#member]`, `viewer: [user] or viewer from parent`):
+        breadth first over that edge, each object visited once, so a dense cycle costs what
+        the graph has, not its paths. No cycle is flagged. An object found 25 levels down is
+        still found; a deeper one is a depth error, unless the user holds the relation
+        directly nowhere (then no level could grant it: false, as OpenFGA answers).
+        """
+        seen = {object}
+        frontier = [object]
+        level = 0
+        error: FGAError | None = None
+        cycle = cut = False
+        saved = self._skip, self._collected
+        try:
+            while frontier:
+                following: list[str] = []
+                for node in frontier:
+                    self.check_deadline()
+                    key = (node, relation, user)
+                    if key in self._visited:
+                        cut = True  # an outer path is resolving it: nothing new here
+                        continue
+                    self._skip, self._collected = (node, relation), []
+                    self._visited.add(key)
+                    try:
+                        out = self.rewrite(node, relation, user, rw, depth - level)
+                    except FGAError as e:
+                        error, out = e, None
+                    finally:
+                        self._visited.discard(key)
+                    if out is not None:
+                        if out.allowed:
+                            return ALLOWED
+                        cycle, cut = cycle or out.cycle, cut or out.cut
+                    for nxt in self._collected:
+                        if nxt not in seen:
+                            seen.add(nxt)
+                            following.append(nxt)
+                level += 1
+                if following and level > depth:
+                    if not self._holds_directly_somewhere(object, relation, user):
+                        break
+                    raise resolution_too_complex()
+                frontier = following
+        finally:
+            self._skip, self._collected = saved
+        if error is not None:
+            raise error
+        return _merge(cycle, cut)
+
+    def check_deadline(self) -> None:
+        """Raise 4004 once the request's deadline has passed."""
+        if self._stop_at is not None and time.monotonic() > self._stop_at:
+            raise deadline_exceeded(self.deadline or 0)
+
+    def _holds_directly_somewhere(self, object: str, relation: str, user: str) -> bool:
+        """Whether some tuple of this type gives `user` the relation directly (or its type's
+        wildcard does): the user side OpenFGA's recursive strategy starts from."""
+        object_type = object.split(":", 1)[0]
+        user_type = user.split(":", 1)[0]
+        rel = self.ts.relation_or_none(object_type, relation)
+        if rel is None or rel.rewrite[0] not in ("this", "union"):
+            return True  # other ways in: stay on the safe side (the depth error)
+        return bool(self.reader.read_by_user([user, f"{user_type}:*"], object_type, relation))
+
     def _recursive(self, object: str, relation: str, user: str) -> bool:
         """Whether OpenFGA resolves `relation` for this user type with its recursive strategy."""
         user_object, user_relation = split_object_relation(user)
@@ -347,4 +432,5 @@ class CheckResolver:
     ) -> Outcome:
         """A sub-check one level deeper (a userset or tuple-to-userset edge)."""
         self.dispatch_count += 1
+        self.check_deadline()
         return self.resolve(object, relation, user, depth - 1, self_edge)

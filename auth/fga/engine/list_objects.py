@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from auth.fga.engine.check import CheckResolver, StrictConditionError
 from auth.fga.engine.reverse import candidate_objects
+from auth.fga.errors import ErrorCode, FGAError
 
 
 def list_objects(
@@ -19,13 +20,35 @@ def list_objects(
 
     A depth or condition error on any candidate fails the request, as in OpenFGA: the
     resolver must be built with `strict_conditions=True` so no union absorbs a condition error.
+    When the resolver's deadline passes, the objects confirmed so far are the answer (OpenFGA's
+    list_objects answers with what it has at its deadline).
     """
     results: list[str] = []
-    for obj in candidate_objects(resolver.ts, resolver.reader, user, relation, object_type):
+    try:
+        candidates = candidate_objects(
+            resolver.ts,
+            resolver.reader,
+            user,
+            relation,
+            object_type,
+            resolver.condition_met,
+            resolver.check_deadline,
+        )
+    except StrictConditionError as e:
+        raise e.error from None
+    except FGAError as e:
+        if e.code == ErrorCode.deadline_exceeded:
+            return results
+        raise
+    for obj in candidates:
         try:
             allowed = resolver.check(obj, relation, user)
         except StrictConditionError as e:
             raise e.error from None
+        except FGAError as e:
+            if e.code == ErrorCode.deadline_exceeded:
+                break
+            raise
         if allowed:
             results.append(obj)
             if limit and len(results) >= limit:

@@ -13,6 +13,7 @@ error fails the whole request.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,7 +21,7 @@ from auth.fga.engine import conditions
 from auth.fga.engine.reader import Edge, RequestReader
 from auth.fga.engine.typesystem import Rewrite, TypeSystem
 from auth.fga.engine.validation import tuple_to_string
-from auth.fga.errors import FGAError, resolution_too_complex
+from auth.fga.errors import FGAError, deadline_exceeded, resolution_too_complex
 
 DEFAULT_MAX_DEPTH = 25
 
@@ -58,10 +59,13 @@ class ListUsersResolver:
         user_filter: UserFilter,
         context: dict[str, Any] | None = None,
         max_depth: int = DEFAULT_MAX_DEPTH,
+        deadline: float | None = None,
     ) -> None:
         self.ts = ts
         self.reader = reader
         self.filter = user_filter
+        self.deadline = deadline
+        self._stop_at = None if deadline is None else time.monotonic() + deadline
         self.context = context or {}
         self.max_depth = max_depth
         self._visited: set[tuple[str, str]] = set()
@@ -120,6 +124,8 @@ class ListUsersResolver:
         """Messages for `object#relation`, and whether a cycle was met directly below."""
         if depth >= self.max_depth:
             raise resolution_too_complex()
+        if self._stop_at is not None and time.monotonic() > self._stop_at:
+            raise deadline_exceeded(self.deadline or 0)
         key = (object, relation)
         if key in self._visited:
             return [], True

@@ -10,9 +10,9 @@ type is then confirmed by check. Reads are batched per edge and layer (no query 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
-from auth.fga.engine.reader import RequestReader
+from auth.fga.engine.reader import Edge, RequestReader
 from auth.fga.engine.typesystem import Rewrite, TypeSystem
 from auth.fga.engine.validation import split_object_relation
 
@@ -70,15 +70,60 @@ def _graph(ts: TypeSystem) -> tuple[Dependents, dict[tuple[str, str], list[tuple
     return result
 
 
+def _leading_to(
+    ts: TypeSystem, dependents: Dependents, target: tuple[str, str]
+) -> set[tuple[str, str]]:
+    """Every (type, relation) from which the expansion can get to `target`."""
+    cache: dict[tuple[str, str], set[tuple[str, str]]] = ts.__dict__.setdefault(
+        "_reverse_leading", {}
+    )
+    found = cache.get(target)
+    if found is not None:
+        return found
+    feeds: dict[tuple[str, str], list[tuple[str, str]]] = defaultdict(list)
+    for src, deps in dependents.items():
+        for dep in deps:
+            feeds[(dep[1], dep[2])].append(src)
+    found = {target}
+    stack = [target]
+    while stack:
+        for src in feeds.get(stack.pop(), ()):
+            if src not in found:
+                found.add(src)
+                stack.append(src)
+    cache[target] = found
+    return found
+
+
 def candidate_objects(
-    ts: TypeSystem, reader: RequestReader, user: str, relation: str, object_type: str
+    ts: TypeSystem,
+    reader: RequestReader,
+    user: str,
+    relation: str,
+    object_type: str,
+    condition_met: Callable[[Edge], bool] | None = None,
+    tick: Callable[[], None] | None = None,
 ) -> list[str]:
-    """Objects of `object_type` on which `user` may have `relation` (a superset)."""
+    """Objects of `object_type` on which `user` may have `relation` (a superset).
+
+    With `condition_met`, every tuple the expansion walks through has its condition evaluated,
+    as OpenFGA's reverse expansion does: an unmet condition ends that path, and an error (a
+    missing parameter) propagates, failing the request even if another path reaches the object.
+    """
     dependents, direct = _graph(ts)
+    relevant = _leading_to(ts, dependents, (object_type, relation))
+
+    def objects_of(edges: list[Edge]) -> Iterable[str]:
+        for e in edges:
+            if condition_met is None or not e.key.condition_name or condition_met(e):
+                yield e.key.object
+
     reached: dict[tuple[str, str], set[str]] = defaultdict(set)  # (type, relation) -> objects
     frontier: dict[tuple[str, str], set[str]] = defaultdict(set)
 
     def reach(type_name: str, rel: str, objects: Iterable[str]) -> None:
+        if (type_name, rel) not in relevant:
+            return  # a path that cannot lead to the target: OpenFGA never walks it
         seen = reached[(type_name, rel)]
         for obj in objects:
             if obj not in seen:
@@ -99,9 +144,11 @@ def candidate_objects(
                 subjects.append(f"{user_type}:*")
             if user == f"{user_type}:*" and subjects:
                 subjects = [user]
-            if subjects:
-                reach(t, r, (e.key.object for e in reader.read_by_user(subjects, t, r)))
+            if subjects and (t, r) in relevant:
+                reach(t, r, objects_of(reader.read_by_user(subjects, t, r)))
     while frontier:
+        if tick is not None:
+            tick()  # the request's deadline: raises once it has passed
         layer, frontier_items = dict(frontier), None
         frontier.clear()
         del frontier_items
@@ -112,12 +159,12 @@ def candidate_objects(
                     reach(t, r, objects)
                 elif kind == "userset":
                     subjects = [f"{o}#{src_rel}" for o in objects]
-                    reach(t, r, (e.key.object for e in reader.read_by_user(subjects, t, r)))
+                    reach(t, r, objects_of(reader.read_by_user(subjects, t, r)))
                 else:  # ttu: T:o#tupleset@src_object
                     tupleset = dep[3]
                     reach(
                         t,
                         r,
-                        (e.key.object for e in reader.read_by_user(list(objects), t, tupleset)),
+                        objects_of(reader.read_by_user(list(objects), t, tupleset)),
                     )
     return sorted(reached.get((object_type, relation), ()))
