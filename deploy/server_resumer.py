@@ -1,8 +1,10 @@
 """Wake a thread through the production server's own HTTP API (Aegra has no in-process client).
 
-`ServerResumer` starts a nudge run on the approval's thread with the server's resume credential
-and waits for it to end (`join`), so that the approval's wake claim is held for exactly as long
-as the run: a duplicate ping, here or on another replica, does not start a second run meanwhile.
+`ServerResumer` starts a nudge run on the approval's thread with the server's resume credential.
+It does not wait for the run (Aegra's `join` holds a database connection for as long as it
+waits, which starves its pool under load): once Aegra has accepted the run the thread is `busy`,
+and Aegra refuses to resume a busy thread, so a duplicate ping that wakes after the claim is
+released gets BUSY and retries until the thread waits again or the approval is settled.
 """
 
 from __future__ import annotations
@@ -16,7 +18,6 @@ from deploy.resume_credential import resume_credential
 from graph.resumer import GRAPH_ID, WAKE, ResumeResult
 
 log = logging.getLogger(__name__)
-JOIN_TIMEOUT_SECONDS = 120.0
 
 
 class ServerResumer:
@@ -45,19 +46,16 @@ class ServerResumer:
                 if response.status_code in (400, 409):
                     # Aegra answers 400 when the thread is not interrupted: running, or done.
                     status = await self._status(http, record, headers)
-                    return ResumeResult.BUSY if status == "busy" else ResumeResult.GONE
+                    if status == "busy":
+                        return ResumeResult.BUSY
+                    # `error`: a run failed, the checkpoint may still wait; keep retrying.
+                    return ResumeResult.FAILED if status == "error" else ResumeResult.GONE
                 if response.status_code in (404, 422):
                     return ResumeResult.GONE
                 if response.status_code != 200:
                     log.warning("resume of approval %s: HTTP %s", record.id, response.status_code)
                     return ResumeResult.FAILED
-                run_id = response.json()["run_id"]
-                await http.get(
-                    f"{path}/{run_id}/join",
-                    headers=headers,
-                    timeout=JOIN_TIMEOUT_SECONDS,
-                )
-        except (httpx.HTTPError, ValueError, KeyError) as exc:
+        except (httpx.HTTPError, ValueError) as exc:
             log.warning("resume of approval %s failed: %s", record.id, type(exc).__name__)
             return ResumeResult.FAILED
         return ResumeResult.RESUMED
