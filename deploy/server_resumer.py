@@ -1,32 +1,45 @@
 """Wake a thread through the production server's own HTTP API (Aegra has no in-process client).
 
-`ServerResumer` starts a nudge run on the approval's thread with the server's resume credential.
-It does not wait for the run (Aegra's `join` holds a database connection for as long as it
-waits, which starves its pool under load): once Aegra has accepted the run the thread is `busy`,
-and Aegra refuses to resume a busy thread, so a duplicate ping that wakes after the claim is
-released gets BUSY and retries until the thread waits again or the approval is settled.
+`ServerResumer` starts a nudge run on the approval's thread with the server's resume credential,
+then waits, on the ledger, until the node has asked the provider (the record settles, or the node
+pushed its next check forward): for that long the wake claim stays held, and a duplicate ping,
+here or on another replica, is answered at once instead of hammering a busy thread. It does not
+use Aegra's `join`, which holds one of Aegra's pooled connections for as long as it waits.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 
 import httpx
 
-from auth.approvals_ledger import ApprovalRecord
+from auth.approvals import get_ledger
+from auth.approvals_ledger import ApprovalRecord, ApprovalStatus
 from deploy.resume_credential import resume_credential
 from graph.resumer import GRAPH_ID, WAKE, ResumeResult
 
 log = logging.getLogger(__name__)
+# A woken run that has not reached the provider by then (a slow server) no longer holds the claim.
+NODE_WAIT_SECONDS = 30.0
 
 
 class ServerResumer:
     """Resume threads through the server at `url` (this process's own address)."""
 
-    def __init__(self, url: str, *, assistant_id: str = GRAPH_ID, timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        assistant_id: str = GRAPH_ID,
+        timeout: float = 30.0,
+        node_wait: float = NODE_WAIT_SECONDS,
+    ) -> None:
         self.url = url.rstrip("/")
         self.assistant_id = assistant_id
         self._timeout = timeout
+        self._node_wait = node_wait
 
     async def _status(self, http: httpx.AsyncClient, record: ApprovalRecord, headers: dict) -> str:
         response = await http.get(f"{self.url}/threads/{record.thread_id}", headers=headers)
@@ -58,4 +71,22 @@ class ServerResumer:
         except (httpx.HTTPError, ValueError) as exc:
             log.warning("resume of approval %s failed: %s", record.id, type(exc).__name__)
             return ResumeResult.FAILED
+        await self._until_node_asked(record)
         return ResumeResult.RESUMED
+
+    async def _until_node_asked(self, record: ApprovalRecord) -> None:
+        """Until the woken node has polled (or `node_wait` seconds pass): the record is no
+        longer pending, or its next check lies in the future (a ping only ever pulls it in)."""
+        ledger = await get_ledger()
+        deadline = time.monotonic() + self._node_wait
+        pause = 0.05
+        while time.monotonic() < deadline:
+            current = await ledger.get(record.id)
+            if (
+                current is None
+                or current.status is not ApprovalStatus.PENDING
+                or (current.next_poll_at or 0.0) > time.time()
+            ):
+                return
+            await asyncio.sleep(pause)
+            pause = min(pause * 1.5, 0.5)
