@@ -137,17 +137,16 @@ def run_request_kwargs(value: dict[str, Any]) -> dict[str, Any]:
 
 
 def _forged_keys(value: dict[str, Any]) -> list[str]:
-    configurable = (value.get("config") or {}).get("configurable") or {}
-    context = value.get("context") or {}
-    keys = [*(configurable if isinstance(configurable, dict) else {"configurable": 1})]
-    keys += [*(context if isinstance(context, dict) else {"context": 1})]
-    return sorted(
-        {
-            k
-            for k in keys
-            if k.startswith(("langgraph_", "__")) or k in _SERVER_KEYS - {"checkpoint_id"}
-        }
-    )
+    """Keys of the run's `configurable` and `context` that only the server may set."""
+    found: set[str] = set()
+    for part in ((value.get("config") or {}).get("configurable"), value.get("context")):
+        if part is None:
+            continue
+        if not isinstance(part, dict):
+            return ["configurable/context (not an object)"]
+        forged = _SERVER_KEYS - {"checkpoint_id"}  # checkpoint_id: Warrant's handler says why
+        found |= {k for k in part if str(k).startswith(("langgraph_", "__")) or k in forged}
+    return sorted(found)
 
 
 async def thread_owner(thread_id: str) -> str | None:

@@ -5,7 +5,9 @@ records nothing that says which process that is. A killed process leaves its run
 and their threads `busy` for ever, and Aegra refuses to resume a busy thread: the approvals
 they wait for would be lost. Each replica therefore heartbeats its live runs into two small
 tables; any replica finds runs that are active in Aegra's tables but no live replica has
-claimed for `orphan_run_seconds`, marks them failed, and puts their threads back to what their
+heartbeated for `orphan_run_seconds` (the run's own heartbeat, not its replica's: a replica
+restarted under the same name does not vouch for the runs of its previous life), marks them
+failed, and puts their threads back to what their
 last checkpoint says (`interrupted` if it waits for an approval, else `idle`), so that the
 poller can wake them. The approval node then asks the ledger and the provider as always.
 """
@@ -34,8 +36,7 @@ SELECT r.run_id, r.thread_id FROM runs r
 WHERE r.status IN ('pending', 'running')
   AND r.updated_at < now() - make_interval(secs => %s)
   AND NOT EXISTS (
-    SELECT 1 FROM warrant_replica_runs w JOIN warrant_replicas p ON p.replica = w.replica
-    WHERE w.run_id = r.run_id AND p.seen_at > %s)
+    SELECT 1 FROM warrant_replica_runs w WHERE w.run_id = r.run_id AND w.seen_at > %s)
 """
 
 

@@ -10,8 +10,13 @@ the provider itself. Three ways to wake a thread:
 - `resume_when_approved(graph, config)`: plain Python, one thread, until it stops waiting.
 
 How a thread is resumed is pluggable (`Resumer`): through the LangGraph server's in-process
-SDK client (`SDKResumer`, concurrent duplicates rejected by `multitask_strategy="reject"`), or a
-compiled graph with its checkpointer (`GraphResumer`, the in-process demo and tests).
+SDK client (`SDKResumer`, concurrent duplicates rejected by `multitask_strategy="reject"`), a
+compiled graph with its checkpointer (`GraphResumer`, the in-process demo and tests), or the
+production server's own API (`deploy/server_resumer.py`, set by `warrant serve`).
+
+Several processes may share one ledger: a wake first claims its approval and the poller claims
+each due request for its interval (`auth/approvals_claims.py`), so a request is woken by one
+process at a time, however many pings, replicas and pollers there are.
 """
 
 from __future__ import annotations

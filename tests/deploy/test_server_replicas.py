@@ -196,6 +196,13 @@ async def test_a_run_left_by_a_dead_replica_is_recovered(
                     (dead_run, tid, sub),
                 )
                 await conn.execute("UPDATE thread SET status = 'busy' WHERE thread_id = %s", (tid,))
+                # Its last heartbeat names a replica that is alive again (restarted under the
+                # same name): that must not vouch for a run of its previous life.
+                await conn.execute(
+                    "INSERT INTO warrant_replica_runs (run_id, replica, seen_at)"
+                    " VALUES (%s, 'replica-0', extract(epoch from now()) - 60)",
+                    (dead_run,),
+                )
             [request] = [r for r in ciba.pending(sub) if r.auth_req_id == record.auth_req_id]
             ciba.decide(request.id, sub, True)  # the ping's wake meets a busy thread, and waits
             deadline = time.monotonic() + 90
