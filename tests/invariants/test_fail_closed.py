@@ -156,7 +156,9 @@ async def test_approved_but_connection_failing_runs_nothing(
                 )
             )
             with serve(_github_answering(status, body)) as url:
-                with get_settings.override(github_api_url=url):
+                # A generous timeout: on a loaded machine a slow answer would be "unknown"
+                # (tests/approvals/test_honest_outcomes.py), which this test is not about.
+                with get_settings.override(github_api_url=url, github_timeout_seconds=120.0):
                     out = await graph.ainvoke(
                         Command(resume=WAKE), thread_config, context=world.ctx
                     )
