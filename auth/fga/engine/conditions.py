@@ -18,7 +18,7 @@ from celpy import celtypes
 
 from auth.fga.errors import ErrorCode, FGAError
 
-_env = celpy.Environment()
+_env: Any = None  # celpy's Environment builds its parser (a quarter second): on first use
 _lock = threading.Lock()
 _programs: dict[str, Any] = {}
 
@@ -149,9 +149,12 @@ def cast_context(condition: Any, context: dict[str, Any]) -> dict[str, Any]:
 
 
 def _program(expression: str) -> Any:
+    global _env
     with _lock:
         program = _programs.get(expression)
         if program is None:
+            if _env is None:
+                _env = celpy.Environment()
             ast = _env.compile(expression)
             program = _env.program(ast, functions=_FUNCTIONS)
             _programs[expression] = program
