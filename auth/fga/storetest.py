@@ -29,6 +29,13 @@ from auth.fga.errors import FGAError
 from auth.fga.language import dsl_to_json
 from auth.fga.store import MAX_TUPLES_PER_WRITE, Store
 
+# libyaml's loader when PyYAML has it: the same safe subset, several times faster to parse
+_YAML_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def _yaml(text: str) -> Any:
+    return yaml.load(text, Loader=_YAML_LOADER)  # noqa: S506 (a safe loader)
+
 
 class StoreTestFileError(Exception):
     """The file cannot be run: unreadable, malformed, or its model or tuples are invalid."""
@@ -162,7 +169,7 @@ def _read_tuple_file(path: Path) -> list[TupleKey]:
     if path.suffix == ".csv":
         return _csv_tuples(text, path)
     try:
-        data = yaml.safe_load(text)  # YAML is a superset of JSON
+        data = _yaml(text)  # YAML is a superset of JSON
     except yaml.YAMLError as e:
         raise StoreTestFileError(f"{path} is not valid YAML/JSON: {e}") from None
     if not isinstance(data, list):
@@ -205,7 +212,7 @@ def _file_tuples(spec: dict[str, Any], base: Path) -> list[TupleKey]:
 
 def load(path: Path) -> dict[str, Any]:
     try:
-        spec = yaml.safe_load(path.read_text())
+        spec = _yaml(path.read_text())
     except OSError as e:
         raise StoreTestFileError(f"cannot read {path}: {e.strerror}") from None
     except yaml.YAMLError as e:
