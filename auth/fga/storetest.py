@@ -33,6 +33,21 @@ from auth.fga.store import MAX_TUPLES_PER_WRITE, Store
 _YAML_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
+_scratch: list[Any] = []  # [Store, uses]: one in-memory database for many tests' stores
+
+
+def _scratch_store() -> Store:
+    """An in-memory database shared by successive tests (each gets its own store in it, as the
+    CLI gives each test a fresh store): creating the schema once per test cost more than most
+    tests. Renewed now and then so a long run does not keep every old test's tuples."""
+    if not _scratch or _scratch[1] >= 200:
+        if _scratch:
+            _scratch[0].close()
+        _scratch[:] = [Store(":memory:"), 0]
+    _scratch[1] += 1
+    return _scratch[0]
+
+
 def _yaml(text: str) -> Any:
     return yaml.load(text, Loader=_YAML_LOADER)  # noqa: S506 (a safe loader)
 
@@ -264,9 +279,9 @@ def _run_test(
     tuples = list(global_tuples) + [parse_tuple(t, result.name) for t in test.get("tuples") or []]
     if test.get("tuple_file"):
         tuples += _read_tuple_file(base / str(test["tuple_file"]))
-    store = Store(":memory:")
+    store = _scratch_store()
+    store_id = store.create_store("storetest")
     try:
-        store_id = store.create_store("storetest")
         try:
             model_id = store.write_model(store_id, model)
         except FGAError as e:
@@ -283,7 +298,7 @@ def _run_test(
         _list_objects(result, test, ts, source)
         _list_users(result, test, ts, source)
     finally:
-        store.close()
+        store.delete_store(store_id)
     return result
 
 

@@ -8,15 +8,31 @@ neither supplies is an error (2000), as in OpenFGA (even one the expression woul
 from __future__ import annotations
 
 import datetime
+import importlib
 import ipaddress
 import math
 import threading
 from typing import Any
 
-import celpy
-from celpy import celtypes
-
 from auth.fga.errors import ErrorCode, FGAError
+
+
+class _LazyModule:
+    """A module imported on first attribute use: cel-python costs start-up time that store
+    tests and checks without conditions never need."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self._module: Any = None
+
+    def __getattr__(self, attr: str) -> Any:
+        if self._module is None:
+            self._module = importlib.import_module(self._name)
+        return getattr(self._module, attr)
+
+
+celpy: Any = _LazyModule("celpy")
+celtypes: Any = _LazyModule("celpy.celtypes")
 
 _env: Any = None  # celpy's Environment builds its parser (a quarter second): on first use
 _lock = threading.Lock()
