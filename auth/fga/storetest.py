@@ -25,7 +25,7 @@ import yaml
 
 from auth.fga import engine
 from auth.fga.client import TupleKey
-from auth.fga.errors import FGAError
+from auth.fga.errors import ErrorCode, FGAError
 from auth.fga.language import dsl_to_json
 from auth.fga.store import MAX_TUPLES_PER_WRITE, Store
 
@@ -256,17 +256,6 @@ def run_file(path: str | Path) -> list[TestResult]:
     ]
 
 
-def _dedupe(tuples: list[TupleKey]) -> list[TupleKey]:
-    seen: set[tuple[str, str, str]] = set()
-    out = []
-    for t in tuples:
-        key = (t.object, t.relation, t.user)
-        if key not in seen:
-            seen.add(key)
-            out.append(t)
-    return out
-
-
 def _run_test(
     test: Any, index: int, model: dict[str, Any], global_tuples: list[TupleKey], base: Path
 ) -> TestResult:
@@ -286,11 +275,13 @@ def _run_test(
             model_id = store.write_model(store_id, model)
         except FGAError as e:
             raise StoreTestFileError(f"invalid model: {e}") from None
-        tuples = _dedupe(tuples)
         try:
             for start in range(0, len(tuples), MAX_TUPLES_PER_WRITE):
                 store.write(store_id, tuples[start : start + MAX_TUPLES_PER_WRITE])
         except FGAError as e:
+            if e.code == ErrorCode.invalid_tuple:
+                # OpenFGA's CLI reports a tuple its write refuses as a validation error (2000)
+                e = FGAError(ErrorCode.validation_error, e.message)
             result.error = f"failed to write the test's tuples: {e}"
             return result
         ts, source = store.typesystem(store_id, model_id), store.source(store_id)
@@ -308,29 +299,47 @@ def _assertions(entry: Any, where: str) -> dict[str, Any]:
     return entry["assertions"]
 
 
+def _each(entry: dict[str, Any], one: str, many: str) -> list[Any]:
+    """`user: x` or `users: [x, y]` (the CLI accepts both, and runs every combination)."""
+    values = entry.get(many)
+    if isinstance(values, list) and values:
+        return values
+    return [entry.get(one)]
+
+
 def _checks(result: TestResult, test: dict[str, Any], ts: Any, source: Any) -> None:
     for entry in test.get("check") or []:
-        for relation, expected in _assertions(entry, result.name).items():
-            request = {
-                "user": entry.get("user"),
-                "relation": relation,
-                "object": entry.get("object"),
-            }
-            if entry.get("context") is not None:
-                request["context"] = entry["context"]
-            r = Result("check", request, bool(expected))
-            try:
-                r.got = engine.check(
-                    ts,
-                    source,
-                    str(entry.get("user")),
-                    str(relation),
-                    str(entry.get("object")),
-                    context=entry.get("context"),
-                )
-            except FGAError as e:
-                r.error = str(e)
-            result.results.append(r)
+        assertions = _assertions(entry, result.name)
+        for user in _each(entry, "user", "users"):
+            for obj in _each(entry, "object", "objects"):
+                pair = {**entry, "user": user, "object": obj}
+                _check_entry(result, pair, assertions, ts, source)
+
+
+def _check_entry(
+    result: TestResult, entry: dict[str, Any], assertions: dict[str, Any], ts: Any, source: Any
+) -> None:
+    for relation, expected in assertions.items():
+        request = {
+            "user": entry.get("user"),
+            "relation": relation,
+            "object": entry.get("object"),
+        }
+        if entry.get("context") is not None:
+            request["context"] = entry["context"]
+        r = Result("check", request, bool(expected))
+        try:
+            r.got = engine.check(
+                ts,
+                source,
+                str(entry.get("user")),
+                str(relation),
+                str(entry.get("object")),
+                context=entry.get("context"),
+            )
+        except FGAError as e:
+            r.error = str(e)
+        result.results.append(r)
 
 
 def _list_objects(result: TestResult, test: dict[str, Any], ts: Any, source: Any) -> None:
