@@ -114,3 +114,18 @@ def test_requests_over_openfga_limits_are_validation_errors() -> None:
             "doc:1",
             contextual_tuples=[TupleKey("user:a\x00", "viewer", "doc:1")],
         )
+
+
+def test_a_model_with_more_than_25_conditions_is_refused() -> None:
+    from auth.fga.store import Store
+
+    conditions = "".join(f"condition c{i}(x: int) {{\n  x < {i}\n}}\n" for i in range(26))
+    relations = "".join(f"    define r{i}: [user with c{i}]\n" for i in range(26))
+    dsl = f"model\n  schema 1.1\ntype user\ntype doc\n  relations\n{relations}{conditions}"
+    from auth.fga.language import dsl_to_json
+
+    store = Store(":memory:")
+    sid = store.create_store("t")
+    with pytest.raises(FGAError) as e:
+        store.write_model(sid, dsl_to_json(dsl))
+    assert e.value.code == ErrorCode.validation_error and "25" in e.value.message

@@ -59,7 +59,15 @@ def _in_cidr(ip: Any, cidr: Any) -> celtypes.BoolType:
     return celtypes.BoolType(ip.address in network)
 
 
-_FUNCTIONS = {"in_cidr": _in_cidr}
+def _ipaddress(value: Any) -> IPAddress:
+    """`ipaddress("192.0.0.1")`: OpenFGA's constructor, so addresses compare with `==`/`!=`."""
+    try:
+        return IPAddress(str(value))
+    except ValueError:
+        raise ValueError(f"invalid ipaddress '{value}'") from None
+
+
+_FUNCTIONS = {"in_cidr": _in_cidr, "ipaddress": _ipaddress}
 
 
 def _error(condition: str, message: str) -> FGAError:
