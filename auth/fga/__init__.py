@@ -4,10 +4,14 @@
 `OpenFGA` (an OpenFGA server or Okta FGA through openfga-sdk); both speak `FGAClient`.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from auth.fga.client import CheckRequest, CheckResult, FGAClient, TupleKey
 from auth.fga.errors import ErrorCode, FGAError
-from auth.fga.factory import make_fga_client
-from auth.fga.local import LocalFGA
+
+if TYPE_CHECKING:
+    from auth.fga.factory import make_fga_client
+    from auth.fga.local import LocalFGA
 
 __all__ = [
     "CheckRequest",
@@ -19,3 +23,16 @@ __all__ = [
     "TupleKey",
     "make_fga_client",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # the engine and the SDK load on first use, not with `auth.fga.client` (CLI start-up)
+    if name == "LocalFGA":
+        from auth.fga.local import LocalFGA
+
+        return LocalFGA
+    if name == "make_fga_client":
+        from auth.fga.factory import make_fga_client
+
+        return make_fga_client
+    raise AttributeError(f"module 'auth.fga' has no attribute {name!r}")

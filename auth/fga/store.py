@@ -591,6 +591,9 @@ def _validate_delete_key(tk: TupleKey) -> None:
         )
 
 
+MAX_CONDITIONS = 25  # OpenFGA's request validation of a model write
+
+
 def _validate_model(model: dict[str, Any]) -> None:
     """OpenFGA's model checks: the language package's validator when present, then ours."""
     if model.get("schema_version") != "1.1":
@@ -602,6 +605,12 @@ def _validate_model(model: dict[str, Any]) -> None:
         raise FGAError(
             ErrorCode.type_definitions_too_few_items,
             "an authorization model needs at least one type definition",
+        )
+    if len(model.get("conditions") or {}) > MAX_CONDITIONS:
+        raise FGAError(
+            ErrorCode.validation_error,
+            "invalid WriteAuthorizationModelRequest.Conditions: value must contain no more "
+            f"than {MAX_CONDITIONS} pair(s)",
         )
     try:
         validate_model(model)

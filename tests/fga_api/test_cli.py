@@ -400,3 +400,63 @@ def test_store_test_with_dsl_model_and_a_syntax_error(tmp_path: Path) -> None:
     # several files: one failing file fails the run, the passing one still reports
     both = _invoke("test", str(good), str(bad))
     assert both.exit_code == 1 and "Tests 1/1 passing" in both.output
+
+
+# start-up: commands are imported when used -------------------------------------------------
+
+_HEAVY = ("langgraph", "langchain_core", "langchain", "torch", "chromadb", "sentence_transformers")
+
+
+def _modules_after(*argv: str) -> set[str]:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        f"sys.argv = ['warrant', *{list(argv)!r}]\n"
+        "from cli.main import main\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "print('MODULES', ' '.join(sorted(m.split('.')[0] for m in sys.modules)))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
+    line = next(x for x in out.stdout.splitlines() if x.startswith("MODULES "))
+    return set(line.split()[1:])
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [("--help",), ("fga", "--help"), ("fga", "test", "tests/fga_engine/data/conditions.fga.yaml")],
+)
+def test_help_and_fga_commands_do_not_import_the_agent_stack(argv: tuple[str, ...]) -> None:
+    loaded = _modules_after(*argv)
+    assert not loaded & set(_HEAVY), sorted(loaded & set(_HEAVY))
+
+
+def test_the_help_table_matches_every_command_and_its_own_help() -> None:
+    """`warrant --help` lists commands from a table (no imports): it must name exactly the
+    commands the modules register, each with the command's own one-line help."""
+    import importlib
+
+    import typer
+    import typer.main
+
+    from cli.main import COMMANDS
+
+    real: dict[str, str] = {}
+    for module in dict.fromkeys(m for m, _ in COMMANDS.values()):
+        sub = typer.Typer()
+        sub.callback()(lambda: None)
+        importlib.import_module(f"cli.{module}").register(sub)
+        group = typer.main.get_group(sub)
+        for name in group.list_commands(None):  # type: ignore[arg-type]
+            cmd = group.get_command(None, name)  # type: ignore[arg-type]
+            real[name] = cmd.get_short_help_str(limit=500)  # type: ignore[union-attr]
+    assert {name: help_ for name, (_m, help_) in COMMANDS.items()} == real
+
+
+def test_a_lazily_loaded_command_still_runs() -> None:
+    result = runner.invoke(app, ["fga", "transform", "--help"])
+    assert result.exit_code == 0 and "transform" in result.output.lower()
+    assert runner.invoke(app, ["no-such-command"]).exit_code != 0

@@ -8,17 +8,33 @@ neither supplies is an error (2000), as in OpenFGA (even one the expression woul
 from __future__ import annotations
 
 import datetime
+import importlib
 import ipaddress
 import math
 import threading
 from typing import Any
 
-import celpy
-from celpy import celtypes
-
 from auth.fga.errors import ErrorCode, FGAError
 
-_env = celpy.Environment()
+
+class _LazyModule:
+    """A module imported on first attribute use: cel-python costs start-up time that store
+    tests and checks without conditions never need."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self._module: Any = None
+
+    def __getattr__(self, attr: str) -> Any:
+        if self._module is None:
+            self._module = importlib.import_module(self._name)
+        return getattr(self._module, attr)
+
+
+celpy: Any = _LazyModule("celpy")
+celtypes: Any = _LazyModule("celpy.celtypes")
+
+_env: Any = None  # celpy's Environment builds its parser (a quarter second): on first use
 _lock = threading.Lock()
 _programs: dict[str, Any] = {}
 
@@ -43,7 +59,15 @@ def _in_cidr(ip: Any, cidr: Any) -> celtypes.BoolType:
     return celtypes.BoolType(ip.address in network)
 
 
-_FUNCTIONS = {"in_cidr": _in_cidr}
+def _ipaddress(value: Any) -> IPAddress:
+    """`ipaddress("192.0.0.1")`: OpenFGA's constructor, so addresses compare with `==`/`!=`."""
+    try:
+        return IPAddress(str(value))
+    except ValueError:
+        raise ValueError(f"invalid ipaddress '{value}'") from None
+
+
+_FUNCTIONS = {"in_cidr": _in_cidr, "ipaddress": _ipaddress}
 
 
 def _error(condition: str, message: str) -> FGAError:
@@ -149,9 +173,12 @@ def cast_context(condition: Any, context: dict[str, Any]) -> dict[str, Any]:
 
 
 def _program(expression: str) -> Any:
+    global _env
     with _lock:
         program = _programs.get(expression)
         if program is None:
+            if _env is None:
+                _env = celpy.Environment()
             ast = _env.compile(expression)
             program = _env.program(ast, functions=_FUNCTIONS)
             _programs[expression] = program

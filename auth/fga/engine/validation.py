@@ -15,10 +15,37 @@ from auth.fga.engine.conditions import cast_context
 from auth.fga.engine.typesystem import TypeSystem
 from auth.fga.errors import ErrorCode, FGAError
 
-_USER_ID = re.compile(r"^[^:#\s]+$")
-_OBJECT = re.compile(r"^[^:#\s]+:[^#:\s]+$")
-_USERSET = re.compile(r"^[^:#\s]+:[^#:*\s]+#[^:#*\s]+$")
-_RELATION = re.compile(r"^[^:#@\s]+$")
+# control characters (C0, DEL, C1) are never part of an id, as OpenFGA refuses them
+_C = r"\x00-\x1f\x7f-\x9f"
+_USER_ID = re.compile(rf"^[^:#\s{_C}]+$")
+_OBJECT = re.compile(rf"^[^:#\s{_C}]+:[^#:\s{_C}]+$")
+_USERSET = re.compile(rf"^[^:#\s{_C}]+:[^#:*\s{_C}]+#[^:#*\s{_C}]+$")
+_RELATION = re.compile(rf"^[^:#@\s{_C}]+$")
+
+# OpenFGA's request validation (its protobuf rules) before any model lookup: 2000
+MAX_USER_BYTES = 512
+_OBJECT_FIELD = re.compile(r"[^\s]{2,256}")
+_RELATION_FIELD = re.compile(r"[^:#@\s]{0,50}")  # empty: "malformed", later
+
+
+def check_field_limits(user: str, relation: str, obj: str) -> None:
+    """OpenFGA's limits on a tuple key: user at most 512 bytes, object 2 to 256 characters
+    without spaces, relation 1 to 50 characters (2000, with OpenFGA's wording)."""
+    if len(user.encode()) > MAX_USER_BYTES:
+        raise FGAError(
+            ErrorCode.validation_error,
+            f"invalid TupleKey.User: value length must be at most {MAX_USER_BYTES} bytes",
+        )
+    if not _OBJECT_FIELD.fullmatch(obj):
+        raise FGAError(
+            ErrorCode.validation_error,
+            'invalid TupleKey.Object: value does not match regex pattern "^[^\\s]{2,256}$"',
+        )
+    if not _RELATION_FIELD.fullmatch(relation):
+        raise FGAError(
+            ErrorCode.validation_error,
+            'invalid TupleKey.Relation: value does not match regex pattern "^[^:#@\\s]{1,50}$"',
+        )
 
 
 def tuple_to_string(tk: TupleKey) -> str:
@@ -125,6 +152,7 @@ def validate_user(ts: TypeSystem, user: str) -> None:
 
 def validate_user_object_relation(ts: TypeSystem, user: str, relation: str, obj: str) -> None:
     """Loose validation of a check's key: any failure is a validation error (2000)."""
+    check_field_limits(user, relation, obj)
     try:
         _check_user_object_relation(ts, user, relation, obj)
     except _Invalid as e:
@@ -207,6 +235,7 @@ def _condition_problem(ts: TypeSystem, tk: TupleKey) -> str | None:
 
 def validate_tuple(ts: TypeSystem, tk: TupleKey) -> None:
     """Strict validation of a tuple to write or to send as a contextual tuple (2027, 2000)."""
+    check_field_limits(tk.user, tk.relation, tk.object)
     try:
         _check_user_object_relation(ts, tk.user, tk.relation, tk.object)
     except _Invalid as e:

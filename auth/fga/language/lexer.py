@@ -145,11 +145,59 @@ class LexError:
     text: str
 
 
-def _longest_match(
-    rules: list[tuple[str, re.Pattern[str]]], text: str, pos: int
-) -> tuple[str, str]:
+_Rules = list[tuple[str, re.Pattern[str]]]
+# continuations that let every rule show which first characters it can start with
+_PROBE_TAILS = (
+    "",
+    "0",
+    "u",
+    "0u",
+    "00",
+    ".0",
+    "0.0",
+    "x0",
+    "e1",
+    "a",
+    " ",
+    "\n",
+    '"',
+    "'",
+    '""',
+    "''",
+    '"""""',
+    "'''''",
+    "/",
+    "*/",
+)
+
+
+def _by_first_char(rules: _Rules) -> dict[str, _Rules]:
+    """For each ASCII character, the rules (in order) that can match text starting with it:
+    most positions then try two or three rules instead of all of them."""
+
+    def starts(kind: str, pattern: re.Pattern[str], c: str) -> bool:
+        if kind.startswith("'") and kind.endswith("'") and len(kind) > 2:
+            return kind[1] == c  # a literal token
+        if re.fullmatch(r"[a-z|]+", pattern.pattern):  # a choice of words
+            return any(word[:1] == c for word in pattern.pattern.split("|"))
+        return any(pattern.match(c + tail) for tail in _PROBE_TAILS)
+
+    return {
+        chr(code): [(kind, pattern) for kind, pattern in rules if starts(kind, pattern, chr(code))]
+        for code in range(128)
+    }
+
+
+_FIRST_CHAR: dict[int, dict[str, _Rules]] = {}
+
+
+def _longest_match(rules: _Rules, text: str, pos: int) -> tuple[str, str]:
+    table = _FIRST_CHAR.get(id(rules))
+    if table is None:
+        table = _FIRST_CHAR[id(rules)] = _by_first_char(rules)
+    candidates = table.get(text[pos], rules)  # any other character: every rule
     best_kind, best_text = "", ""
-    for kind, pattern in rules:
+    for kind, pattern in candidates:
         match = pattern.match(text, pos)
         if match and len(match.group()) > len(best_text):
             best_kind, best_text = kind, match.group()
