@@ -168,7 +168,9 @@ class _SQLiteBackend(_Backend):
             return await asyncio.to_thread(lambda: self._conn.execute(sql, params).fetchall())
 
     async def close(self) -> None:
-        self._conn.close()
+        async with self._lock:
+            # closing checkpoints the write-ahead log: disk I/O, off the event loop
+            await asyncio.to_thread(self._conn.close)
 
 
 class _PostgresBackend(_Backend):

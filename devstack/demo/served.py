@@ -182,8 +182,11 @@ async def _settled(world: ServedWorld, config: dict[str, Any]) -> Any:
     thread_id = str(config["configurable"]["thread_id"])
     deadline = time.monotonic() + SETTLE_SECONDS
     while True:
+        # idle before and after reading the state: no run was half way through it
+        before = await world.thread_status(thread_id)
         state = await world.state(thread_id)
-        if not state.interrupts and await world.thread_status(thread_id) == "idle":
+        idle = before == "idle" and await world.thread_status(thread_id) == "idle"
+        if idle and not state.interrupts:
             return state
         if time.monotonic() > deadline:
             raise DemoError(f"the server did not resume the thread within {SETTLE_SECONDS:.0f} s")
