@@ -45,6 +45,7 @@ from _common import ROOT, latency_stats, prepare_environment, write_results
 
 DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
 STARTUP_SECONDS = 180.0
+EXECUTING_QUIET_SECONDS = 60.0
 LANGGRAPH_LINKED = (
     "langgraph.json",
     "pyproject.toml",
@@ -513,12 +514,23 @@ async def _until_final(ledger: Any, users: list[LoadUser], timeout: float) -> di
     """The users' ledger records once each is final (or `timeout` seconds have passed)."""
     deadline = time.monotonic() + timeout
     records: dict[str, Any] = {}
+    quiet_since, last = time.monotonic(), None
     while True:
         for user in users:
             record = records.get(user.approval_id)
             if record is None or not record.is_final:
                 records[user.approval_id] = await ledger.get(user.approval_id)
-        if all(r.is_final for r in records.values()) or time.monotonic() > deadline:
+        open_ = sorted((r.id, r.status.value) for r in records.values() if not r.is_final)
+        if open_ != last:
+            quiet_since, last = time.monotonic(), open_
+        # `executing` after a kill stays so for ever (at most once: never run again); once
+        # only those remain, unchanged for a while, waiting longer shows nothing new.
+        stuck = all(status == "executing" for _, status in open_)
+        if (
+            not open_
+            or time.monotonic() > deadline
+            or (stuck and time.monotonic() - quiet_since > EXECUTING_QUIET_SECONDS)
+        ):
             return records
         await asyncio.sleep(0.2)
 
@@ -618,10 +630,12 @@ def main() -> None:
     parser.add_argument("--postgres", default=DEFAULT_POSTGRES, help="an admin connection URL")
     parser.add_argument("--no-kill", action="store_true")
     parser.add_argument("--no-compare", action="store_true", help="skip the langgraph dev run")
+    parser.add_argument("--name", default="replicas", help="results file name (no .json)")
     args = parser.parse_args()
     prepare_environment()
     result = asyncio.run(run(args))
-    path = write_results("replicas", result)
+    result["approval_rate_per_second"] = args.rate
+    path = write_results(args.name, result)
     print(f"wrote {path}")
 
 
