@@ -460,14 +460,14 @@ async def scenario(
                     killed_at = time.monotonic()
                     log(f"killed replica 0 (SIGKILL) after {half} approvals")
                     victim.start()
-                    restart = asyncio.create_task(victim.wait_healthy())
+
+                    restart = asyncio.create_task(_back_up(victim, killed_at))
                 [request] = ciba.pending(user.sub)
                 user.approved_at = time.time()
                 ciba.decide(request.id, user.sub, True)
                 await asyncio.sleep(1.0 / rate)
             if restart is not None:
-                await restart
-                restarted_after = time.monotonic() - (killed_at or 0.0)
+                restarted_after = await restart
                 log(f"replica 0 answered again {restarted_after:.1f} s after the kill")
             records = await _until_final(ledger, users, settle_seconds)
             await ciba.flush()
@@ -508,6 +508,12 @@ async def scenario(
         "ask_phase_seconds": round(ask_seconds, 1),
         "approval_rate_per_second": rate,
     }
+
+
+async def _back_up(replica: Replica, killed_at: float) -> float:
+    """Seconds from the kill until the restarted replica answers."""
+    await replica.wait_healthy()
+    return time.monotonic() - killed_at
 
 
 async def _until_final(ledger: Any, users: list[LoadUser], timeout: float) -> dict[str, Any]:  # noqa: ASYNC109
