@@ -45,6 +45,7 @@ from _common import ROOT, latency_stats, prepare_environment, write_results
 
 DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
 STARTUP_SECONDS = 180.0
+EXECUTING_QUIET_SECONDS = 60.0
 LANGGRAPH_LINKED = (
     "langgraph.json",
     "pyproject.toml",
@@ -459,14 +460,14 @@ async def scenario(
                     killed_at = time.monotonic()
                     log(f"killed replica 0 (SIGKILL) after {half} approvals")
                     victim.start()
-                    restart = asyncio.create_task(victim.wait_healthy())
+
+                    restart = asyncio.create_task(_back_up(victim, killed_at))
                 [request] = ciba.pending(user.sub)
                 user.approved_at = time.time()
                 ciba.decide(request.id, user.sub, True)
                 await asyncio.sleep(1.0 / rate)
             if restart is not None:
-                await restart
-                restarted_after = time.monotonic() - (killed_at or 0.0)
+                restarted_after = await restart
                 log(f"replica 0 answered again {restarted_after:.1f} s after the kill")
             records = await _until_final(ledger, users, settle_seconds)
             await ciba.flush()
@@ -509,16 +510,33 @@ async def scenario(
     }
 
 
+async def _back_up(replica: Replica, killed_at: float) -> float:
+    """Seconds from the kill until the restarted replica answers."""
+    await replica.wait_healthy()
+    return time.monotonic() - killed_at
+
+
 async def _until_final(ledger: Any, users: list[LoadUser], timeout: float) -> dict[str, Any]:  # noqa: ASYNC109
     """The users' ledger records once each is final (or `timeout` seconds have passed)."""
     deadline = time.monotonic() + timeout
     records: dict[str, Any] = {}
+    quiet_since, last = time.monotonic(), None
     while True:
         for user in users:
             record = records.get(user.approval_id)
             if record is None or not record.is_final:
                 records[user.approval_id] = await ledger.get(user.approval_id)
-        if all(r.is_final for r in records.values()) or time.monotonic() > deadline:
+        open_ = sorted((r.id, r.status.value) for r in records.values() if not r.is_final)
+        if open_ != last:
+            quiet_since, last = time.monotonic(), open_
+        # `executing` after a kill stays so for ever (at most once: never run again); once
+        # only those remain, unchanged for a while, waiting longer shows nothing new.
+        stuck = all(status == "executing" for _, status in open_)
+        if (
+            not open_
+            or time.monotonic() > deadline
+            or (stuck and time.monotonic() - quiet_since > EXECUTING_QUIET_SECONDS)
+        ):
             return records
         await asyncio.sleep(0.2)
 
@@ -618,10 +636,12 @@ def main() -> None:
     parser.add_argument("--postgres", default=DEFAULT_POSTGRES, help="an admin connection URL")
     parser.add_argument("--no-kill", action="store_true")
     parser.add_argument("--no-compare", action="store_true", help="skip the langgraph dev run")
+    parser.add_argument("--name", default="replicas", help="results file name (no .json)")
     args = parser.parse_args()
     prepare_environment()
     result = asyncio.run(run(args))
-    path = write_results("replicas", result)
+    result["approval_rate_per_second"] = args.rate
+    path = write_results(args.name, result)
     print(f"wrote {path}")
 
 
