@@ -596,10 +596,10 @@ MAX_CONDITIONS = 25  # OpenFGA's request validation of a model write
 
 def _validate_model(model: dict[str, Any]) -> None:
     """OpenFGA's model checks: the language package's validator when present, then ours."""
-    if model.get("schema_version") != "1.1":
+    if model.get("schema_version") not in ("1.1", "1.2"):  # 1.2: a modular model
         raise FGAError(
             ErrorCode.invalid_authorization_model,
-            f"unsupported schema version '{model.get('schema_version')}': use 1.1",
+            f"unsupported schema version '{model.get('schema_version')}': use 1.1 or 1.2",
         )
     if not model.get("type_definitions"):
         raise FGAError(

@@ -130,7 +130,17 @@ def _load_model(spec: dict[str, Any], base: Path) -> dict[str, Any]:
 
 
 def read_model_file(path: Path) -> dict[str, Any]:
-    """A model from a `.fga` (DSL) or `.json` file; `StoreTestFileError` says what is wrong."""
+    """A model from a `.fga` (DSL), `.json` or `fga.mod` (modular model) file;
+    `StoreTestFileError` says what is wrong."""
+    if path.suffix == ".mod":
+        from auth.fga.language.modules import ModularModelError, load_modular_model
+
+        try:
+            return load_modular_model(path)
+        except OSError as e:
+            raise StoreTestFileError(f"cannot read model_file {path}: {e.strerror}") from None
+        except ModularModelError as e:
+            raise StoreTestFileError(f"invalid modular model {path}: {e}") from None
     try:
         text = path.read_text()
     except OSError as e:

@@ -497,3 +497,12 @@ class _Parser:
 def dsl_to_json(text: str) -> JSON:
     """OpenFGA's JSON model for a DSL text; raises DSLSyntaxError listing every problem."""
     return _Parser(text).model()
+
+
+def module_to_json(text: str) -> tuple[JSON, set[str], str]:
+    """A module file (`module NAME` ...): its JSON, the types it extends, and its name."""
+    parser = _Parser(text)
+    model = parser.model()
+    if not parser.is_module:
+        raise DSLSyntaxError([DSLIssue(1, 1, "a module file must start with `module NAME`", "")])
+    return model, set(parser.extended_types), parser.module_name
