@@ -26,6 +26,8 @@ _COMMAND_MODULES = (
     "serve",
     "fga",
     "ingest",
+    "delegation",
+    "audit",
 )
 
 for _name in _COMMAND_MODULES:
