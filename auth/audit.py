@@ -479,3 +479,68 @@ async def _note_and_close(event: AuditEvent, outcome: str, fields: dict[str, Any
         return None
     finally:
         await log_.close()
+
+
+def agent_id(settings: Any = None) -> str:
+    """The agent's own name in records and FGA (`act.sub`): its OAuth client id."""
+    if settings is None:
+        from settings import get_settings
+
+        settings = get_settings()
+    return str(settings.agent_client_id)
+
+
+async def note_action(
+    tool: str, arguments: Any, sub: str | None, *, ran: bool, reason: str | None = None
+) -> AuditRecord | None:
+    """Record one tool call the agent ran (or that was refused) for `sub`; arguments as a digest."""
+    from auth.approvals_ledger import action_digest
+
+    args = arguments if isinstance(arguments, dict) else {"value": arguments}
+    return await note(
+        AuditEvent.ACTION_EXECUTED if ran else AuditEvent.ACTION_REFUSED,
+        "executed" if ran else "refused",
+        sub=sub,
+        act=agent_id(),
+        tool=tool,
+        args_digest=action_digest(tool, args),
+        reason=reason,
+    )
+
+
+_APPROVAL_EVENTS = {
+    "requested": AuditEvent.APPROVAL_REQUESTED,
+    "approved": AuditEvent.APPROVAL_ANSWERED,
+    "denied": AuditEvent.APPROVAL_ANSWERED,
+    "expired": AuditEvent.APPROVAL_ANSWERED,
+    "done": AuditEvent.ACTION_EXECUTED,
+    "failed": AuditEvent.ACTION_REFUSED,
+}
+
+
+def audit_event_for_approval(status: str) -> AuditEvent | None:
+    """The audit event a ledger move stands for (`executing` is only the claim: no record)."""
+    return _APPROVAL_EVENTS.get(status)
+
+
+async def note_withheld(
+    principal: str, what: str, withheld: int, revoked: Iterable[str]
+) -> AuditRecord | None:
+    """An FGA answer changed what the agent did: `withheld` objects it found were not shown
+    (the user or the agent's delegation lacked the relation). Nothing to record otherwise."""
+    revoked = sorted(revoked)
+    if withheld <= 0 and not revoked:
+        return None
+    from tools.identity import current_acting_identity
+
+    identity = current_acting_identity()
+    return await note(
+        AuditEvent.FGA_CHECK,
+        "withheld",
+        sub=identity.sub if identity is not None else principal,
+        act=agent_id(),
+        tool=what,
+        object=principal,
+        reason="FGA denied the user or the agent's delegation",
+        detail={"withheld": withheld, "revoked_during_search": revoked},
+    )
