@@ -254,20 +254,26 @@ class _PostgresAudit:
 
                 pool = AsyncConnectionPool(self._url, min_size=1, max_size=4, open=False)
                 await pool.open(wait=True, timeout=10)
-                async with pool.connection() as conn:
-                    await conn.execute("SELECT pg_advisory_lock(7315001)")
-                    try:
+                # Held until the DDL commits: two processes creating the schema at once would
+                # otherwise collide on PostgreSQL's catalog.
+                async with pool.connection() as conn, conn.transaction():
+                    await conn.execute("SELECT pg_advisory_xact_lock(7315001)")
+                    cur = await conn.execute(
+                        "SELECT 1 FROM pg_trigger WHERE tgname = 'warrant_audit_append_only'"
+                        " AND tgrelid = to_regclass('warrant_audit')"
+                    )
+                    if await cur.fetchone() is None:  # DDL only once: it locks the table
                         for statement in _POSTGRES_SCHEMA:
                             await conn.execute(statement)
-                    finally:
-                        await conn.execute("SELECT pg_advisory_unlock(7315001)")
                 self._pool = pool
         return self._pool
 
     async def append(self, record: AuditRecord) -> AuditRecord:
         pool = await self._get_pool()
         async with pool.connection() as conn, conn.transaction():
-            # One appender at a time across every process sharing the database.
+            # Never while another process creates the schema; one appender at a time across
+            # every process sharing the database.
+            await conn.execute("SELECT pg_advisory_xact_lock_shared(7315001)")
             await conn.execute("SELECT pg_advisory_xact_lock(7315002)")
             cur = await conn.execute(
                 "SELECT seq, hash FROM warrant_audit ORDER BY seq DESC LIMIT 1"
