@@ -78,6 +78,7 @@ from graph.nodes.tools import (
     validate_arguments,
 )
 from graph.routing import toolset_or_default
+from graph.standing import run_under_standing_approval
 from graph.state import ActingUser, State
 from graph.toolset import Toolset
 from settings import get_settings
@@ -525,6 +526,11 @@ async def _approve(
             return {"messages": [failure]}
         outcome = "not run: " + check["cancel"][:200]
         return await _settle(ledger, call, existing, ApprovalStatus.FAILED, outcome, failure)
+    # A standing approval covering this call runs it now (counted); else ask as always.
+    if existing is None and (
+        ran := await run_under_standing_approval(tool, call, key, user, thread_id, digest, runtime)
+    ):
+        return ran
 
     try:
         record, fresh = await ledger.reserve(
