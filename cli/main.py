@@ -27,6 +27,7 @@ _COMMAND_MODULES = (
     "fga",
     "ingest",
     "delegation",
+    "standing_approvals",
     "audit",
 )
 

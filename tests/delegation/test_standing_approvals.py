@@ -232,3 +232,54 @@ async def test_postgres_concurrent_uses_never_exceed_the_limit(fga, clock):
             await s.close()
         conn.execute(f"DROP SCHEMA {schema} CASCADE")
         conn.close()
+
+
+def test_cli_lists_and_revokes(tmp_path, monkeypatch):
+    import json
+
+    from typer.testing import CliRunner
+
+    from cli.main import app
+    from settings import get_settings
+
+    async def me():
+        return "auth0|alice", ALICE
+
+    monkeypatch.setattr("cli.standing_approvals._me", me)
+    runner = CliRunner()
+    with get_settings.override(data_dir=tmp_path, approvals_db=None, fga_backend="local"):
+
+        async def seed():
+            from auth.fga.factory import make_fga_client
+            from auth.standing_approvals import open_standing_approvals
+            from vectorstore.access_model import ensure_document_model
+
+            fga = make_fga_client()
+            await ensure_document_model(fga)
+            store = open_standing_approvals(fga)
+            import time
+
+            granted = await store.record_approved(
+                user_id="auth0|alice",
+                fga_user=ALICE,
+                tool_name=GIST,
+                max_uses=2,
+                expires_at=time.time() + 600,
+                thread_id=None,
+                reason="test",
+            )
+            await store.close()
+            await fga.close()
+            return granted.id
+
+        standing_id = asyncio.run(seed())
+        listed = runner.invoke(app, ["approvals", "standing-list", "--json"])
+        assert listed.exit_code == 0, listed.output
+        (row,) = json.loads(listed.output)
+        assert row["id"] == standing_id and row["status"] == "active"
+        done = runner.invoke(app, ["approvals", "revoke", standing_id])
+        assert done.exit_code == 0, done.output
+        (row,) = json.loads(runner.invoke(app, ["approvals", "standing-list", "--json"]).output)
+        assert row["status"] == "revoked"
+        missing = runner.invoke(app, ["approvals", "revoke", "nope"])
+        assert missing.exit_code == 1 and "no standing approval" in missing.output
