@@ -396,9 +396,7 @@ async def request_standing_approval(
     _validate(max_uses, expires_at, now)
     agent = agent_id()
     minutes = max(1, round(seconds / 60))
-    text = f"Allow up to {max_uses} {tool_name} in the next {minutes} min"
-    if thread_id:
-        text += " in this conversation"
+    text = f"Up to {max_uses} {tool_name} in {minutes} min" + (" (this chat)" if thread_id else "")
     request = await ciba.start(
         user_id,
         binding_message(text),

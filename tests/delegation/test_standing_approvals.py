@@ -185,7 +185,7 @@ async def test_request_shows_the_limits_and_records_on_approval(store, clock):
     (details,) = ciba.sent["authorization_details"]
     assert details["type"] == "warrant_standing_approval" and details["tool"] == GIST
     assert details["max_uses"] == 2 and details["thread"] == "t1" and details["agent"] == AGENT
-    assert "up to 2" in ciba.sent["binding_message"]
+    assert "Up to 2" in ciba.sent["binding_message"]
     assert granted.max_uses == 2 and granted.expires_at == clock.now + 900
     log = AuditLog(audit_location())
     events = [r.event for r in await log.records()]

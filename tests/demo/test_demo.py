@@ -12,7 +12,7 @@ from cli.main import app
 from devstack.demo import DemoError, DemoWorld, run_demo
 from devstack.demo.steps import login_step
 
-STEPS = ["login", "github_search", "documents", "gist_approval"]
+STEPS = ["login", "github_search", "documents", "gist_approval", "delegation"]
 
 
 @pytest.fixture
@@ -54,6 +54,7 @@ def test_demo_json_every_step_passes(seen_tokens) -> None:
     assert "exactly what the local GitHub API answers" in details["github_search"]
     assert "240,000 EUR" in details["documents"]
     assert "exactly one public Gist" in details["gist_approval"]
+    assert "the third paused with approval_pending" in details["delegation"]
     # alice's and bob's access, refresh and ID tokens and the GitHub token: none in any output
     assert len(seen_tokens) >= 7
     for token in seen_tokens:
