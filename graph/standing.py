@@ -111,3 +111,14 @@ def _why(use: Any) -> str:
 
 def _runtime(runtime: Runtime[Context] | None) -> Any:
     return runtime if runtime is not None else Runtime(context=Context(user_id=""))
+
+
+async def verify_parties(granted: Any, user_id: str, tool: BaseTool) -> str | None:
+    """The approval grant's token names this user and (if it names one) this agent; its
+    audience is the one the tool's approval asked for."""
+    from auth.act_claims import verify_grant_parties
+    from tools.base import requirements_of
+
+    need = requirements_of(tool).approval
+    audience = (need.audience if need is not None else None) or None
+    return await verify_grant_parties(granted, user_id, tool=tool.name, audience=audience)

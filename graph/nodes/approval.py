@@ -78,7 +78,7 @@ from graph.nodes.tools import (
     validate_arguments,
 )
 from graph.routing import toolset_or_default
-from graph.standing import run_under_standing_approval
+from graph.standing import run_under_standing_approval, verify_parties
 from graph.state import ActingUser, State
 from graph.toolset import Toolset
 from settings import get_settings
@@ -379,6 +379,7 @@ async def _poll(
     what = f"'{record.binding_message}'"
     try:
         granted = await (await get_ciba_client(s)).poll(request)
+        await verify_parties(granted, record.user_id, tool)  # RFC 8693: sub and act.sub
     except ApprovalPending:
         if request.interval != record.poll_interval:  # slow_down: every later poll waits more
             later = max(request.not_before, next_check_at(request.interval, now, s))
