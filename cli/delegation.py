@@ -131,6 +131,11 @@ def delegate_command(
         return
     console.print(f"Delegated to [bold]{escape(agent_id)}[/bold]:")
     _table(done)
+    if not get_settings().delegation_enforced:
+        err_console.print(
+            "Note: this deployment does not enforce delegation (WARRANT_DELEGATION_ENFORCED is "
+            "off): the agent acts with your full authority until it is turned on."
+        )
 
 
 def delegations_command(
