@@ -159,7 +159,7 @@ async def _standing_part(world: DemoWorld) -> str:
     )
 
 
-async def _audit_part() -> str:
+async def _audit_part(world: DemoWorld) -> str:
     from auth.audit import AuditEvent, AuditLog, audit_location
 
     log = AuditLog(audit_location())
@@ -182,7 +182,16 @@ async def _audit_part() -> str:
         raise DemoError(f"the audit trail lacks {', '.join(missing)}")
     if not verified.ok:
         raise DemoError(f"the audit trail does not verify: {verified.problem}")
-    return f"{len(records)} audit records, hash chain verified"
+    from pathlib import Path
+
+    where = Path(audit_location())
+    stored = b"".join(p.read_bytes() for p in where.parent.glob(where.name + "*") if p.is_file())
+    if any(secret.encode() in stored for secret in world.secrets):
+        raise DemoError("a token was found in the audit trail")
+    return (
+        f"{len(records)} audit records, hash chain verified, none of "
+        f"{len(world.secrets)} tokens in them"
+    )
 
 
 async def delegation_step(world: DemoWorld) -> str:
@@ -191,7 +200,7 @@ async def delegation_step(world: DemoWorld) -> str:
     with get_settings.override(delegation_enforced=True):
         documents = await _documents_part(world)
         standing = await _standing_part(world)
-    audit = await _audit_part()
+    audit = await _audit_part(world)
     stored = world.checkpoint_bytes()
     if any(secret.encode() in stored for secret in world.secrets):
         raise DemoError("a token was found in the checkpoints")
