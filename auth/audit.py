@@ -441,15 +441,22 @@ def audit_location(settings: Any = None) -> str:
     return getattr(settings, "audit_db", None) or str(settings.path(AUDIT_FILE))
 
 
-_logs: dict[str, AuditLog] = {}
+_logs: dict[tuple[int, str], AuditLog] = {}
 
 
-def audit_log(settings: Any = None) -> AuditLog:
-    """The process's audit log for the configured location (one connection per location)."""
-    where = audit_location(settings)
-    found = _logs.get(where)
+async def audit_log(settings: Any = None) -> AuditLog:
+    """This event loop's audit log for the configured location (its lock and pool belong to
+    one loop; the chain itself is shared through the database). Opened on a worker thread:
+    creating the folder and opening SQLite block, which `langgraph dev` refuses on its loop."""
+    if settings is None:
+        from settings import get_settings
+
+        settings = get_settings()
+    key = (id(asyncio.get_running_loop()), settings.audit_db or str(settings.data_dir))
+    found = _logs.get(key)
     if found is None:
-        found = _logs[where] = AuditLog(where)
+        found = await asyncio.to_thread(lambda: AuditLog(audit_location(settings)))
+        found = _logs.setdefault(key, found)
     return found
 
 
@@ -458,7 +465,7 @@ async def note(event: AuditEvent, outcome: str, **fields: Any) -> AuditRecord | 
     but does not change that flow's own answer (the action points that must not run unaudited
     use `AuditLog.record` directly and refuse on `AuditError`)."""
     try:
-        return await audit_log().record(event, outcome, **fields)
+        return await (await audit_log()).record(event, outcome, **fields)
     except SecretInRecord:
         log.error("audit: a %s record carried a credential-shaped value and was refused", event)
     except Exception as exc:

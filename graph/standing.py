@@ -96,9 +96,10 @@ _stores: dict[tuple[int, str], StandingApprovals] = {}
 
 async def _store() -> StandingApprovals:
     """One store per event loop and location (opening SQLite or a pool blocks, and is slow)."""
-    from auth.approvals_ledger import ledger_location
+    from settings import get_settings
 
-    key = (id(asyncio.get_running_loop()), ledger_location())
+    s = get_settings()
+    key = (id(asyncio.get_running_loop()), s.approvals_db or str(s.data_dir))
     found = _stores.get(key)
     if found is None:
         found = _stores[key] = await asyncio.to_thread(open_standing_approvals)
