@@ -247,6 +247,7 @@ async def grant(
     expires_at: float | None = None,
     clock: Callable[[], float] = time.time,
     by: str = "user",
+    sub: str | None = None,
 ) -> list[Delegation]:
     """Delegate the documents/folders (none: everything `user` can see) to the agent.
 
@@ -280,7 +281,7 @@ async def grant(
     for start in range(0, len(writes), 100):
         await fga.write(writes=writes[start : start + 100])
     out = [Delegation(user, agent_id, obj, expires_at) for obj in objects]
-    await _audit_each("granted", out, by)
+    await _audit_each("granted", out, by, sub)
     return out
 
 
@@ -305,6 +306,7 @@ async def revoke(
     folders: Sequence[str] = (),
     everything: bool = False,
     by: str = "user",
+    sub: str | None = None,
 ) -> list[Delegation]:
     """Remove delegations: the named documents/folders, or all of them (`everything`, or
     nothing named: taking back more than meant is the safe mistake)."""
@@ -320,11 +322,13 @@ async def revoke(
     for start in range(0, len(gone), 100):
         chunk = gone[start : start + 100]
         await fga.write(deletes=[TupleKey(principal, DELEGATE, d.object) for d in chunk])
-    await _audit_each("revoked", gone, by)
+    await _audit_each("revoked", gone, by, sub)
     return gone
 
 
-async def _audit_each(what: str, items: Sequence[Delegation], by: str) -> None:
+async def _audit_each(what: str, items: Sequence[Delegation], by: str, sub: str | None) -> None:
+    """One record per tuple; `sub` is the provider's id for the user when known (the CLI's
+    login), else the FGA user the delegation is written for."""
     from auth.audit import AuditEvent, note
 
     event = AuditEvent.DELEGATION_GRANTED if what == "granted" else AuditEvent.DELEGATION_REVOKED
@@ -332,7 +336,7 @@ async def _audit_each(what: str, items: Sequence[Delegation], by: str) -> None:
         await note(
             event,
             what,
-            sub=d.user,
+            sub=sub or d.user,
             act=d.agent_id,
             object=d.object,
             reason=f"by the {by}",

@@ -62,27 +62,28 @@ def _fail(message: str, code: int = 1) -> typer.Exit:
     return typer.Exit(code=code)
 
 
-async def _who(user: str | None) -> str:
+async def _who(user: str | None) -> tuple[str, str | None]:
+    """The FGA user, and the provider's `sub` when it comes from your login."""
     if user is not None:
-        return fga_user(user)
+        return fga_user(user), None
     from auth.login import current_tokens
 
     tokens = await current_tokens()
     if not tokens.email:
         raise DelegationError("your login carries no email; pass --user EMAIL as the operator")
-    return fga_user(tokens.email)
+    return fga_user(tokens.email), tokens.subject
 
 
-def _run(work: Callable[[Any, str], Awaitable[T]], user: str | None) -> T:
+def _run(work: Callable[[Any, str, str | None], Awaitable[T]], user: str | None) -> T:
     from auth.fga.factory import make_fga_client
     from vectorstore.access_model import ensure_document_model
 
     async def run() -> T:
-        who = await _who(user)
-        fga = make_fga_client(get_settings())
+        who, sub = await _who(user)
+        fga = await asyncio.to_thread(make_fga_client, get_settings())
         try:
             await ensure_document_model(fga)
-            return await work(fga, who)
+            return await work(fga, who, sub)
         finally:
             await fga.close()
 
@@ -115,7 +116,7 @@ def delegate_command(
     except DelegationError as exc:
         raise _fail(str(exc), 2) from None
     done = _run(
-        lambda fga, who: grant(
+        lambda fga, who, sub: grant(
             fga,
             who,
             agent_id,
@@ -123,6 +124,7 @@ def delegate_command(
             folders=folders,
             expires_at=until,
             by="operator" if user else "user",
+            sub=sub,
         ),
         user,
     )
@@ -145,7 +147,7 @@ def delegations_command(
 ) -> None:
     """What you delegated to the agent."""
     agent_id = agent or get_settings().agent_client_id
-    found = _run(lambda fga, who: delegations(fga, who, agent_id), user)
+    found = _run(lambda fga, who, _sub: delegations(fga, who, agent_id), user)
     if as_json:
         typer.echo(json.dumps([d.as_dict() for d in found]))
         return
@@ -165,7 +167,7 @@ def revoke_command(
     """Take back a delegation; the agent's next check already says no."""
     agent_id = agent or get_settings().agent_client_id
     gone = _run(
-        lambda fga, who: revoke(
+        lambda fga, who, sub: revoke(
             fga,
             who,
             agent_id,
@@ -173,6 +175,7 @@ def revoke_command(
             folders=folders,
             everything=everything,
             by="operator" if user else "user",
+            sub=sub,
         ),
         user,
     )

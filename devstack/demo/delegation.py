@@ -53,19 +53,20 @@ async def _documents_part(world: DemoWorld) -> str:
     await _ensure_corpus(world)
     alice = "user:" + world.email("alice")
     agent = world.settings.agent_client_id
+    sub = str((await world.context("alice")).user_id)
     fga = await _fga()
     try:
         before = await world.answer("alice", DEMO_QUESTION, "delegation")
         if PRIVATE_FACT in before:
             raise DemoError("the agent answered from alice's plan before she delegated anything")
-        await grant(fga, alice, agent, documents=[PRIVATE_DOC])
+        await grant(fga, alice, agent, documents=[PRIVATE_DOC], sub=sub)
         granted = await world.answer("alice", DEMO_QUESTION, "delegation")
         if PRIVATE_FACT not in granted:
             raise DemoError(f"after alice delegated {PRIVATE_DOC}, the answer lacked it")
         bob = await world.answer("bob", DEMO_QUESTION, "delegation")
         if PRIVATE_FACT in bob:
             raise DemoError("bob's agent answered from alice's delegated plan")
-        await revoke(fga, alice, agent, documents=[PRIVATE_DOC])
+        await revoke(fga, alice, agent, documents=[PRIVATE_DOC], sub=sub)
         after = await world.answer("alice", DEMO_QUESTION, "delegation")
         if PRIVATE_FACT in after or PRIVATE_DOC in after:
             raise DemoError("after alice revoked the delegation, the next answer still used it")
