@@ -121,6 +121,22 @@ def _assert_no_secret(value: Any, where: str) -> None:
             _assert_no_secret(item, where)
 
 
+REDACTED = "[redacted credential]"
+
+
+def redact(value: Any) -> Any:
+    """`value` with every credential-shaped substring replaced (texts, dict values, lists)."""
+    if isinstance(value, str):
+        for shape in _SECRET_SHAPES:
+            value = shape.sub(REDACTED, value)
+        return value
+    if isinstance(value, Mapping):
+        return {redact(str(k)): redact(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [redact(v) for v in value]
+    return value
+
+
 def canonical(record: AuditRecord) -> bytes:
     """The bytes a record's hash covers: every field but the hash itself, canonically encoded."""
     body = record.as_dict()
@@ -321,20 +337,23 @@ class AuditLog:
         object: str | None = None,
         reason: str | None = None,
         detail: Mapping[str, Any] | None = None,
+        redact_secrets: bool = False,
     ) -> AuditRecord:
-        """Append one record; raises `SecretInRecord` (nothing written) for a credential."""
-        draft = AuditRecord(
-            event=AuditEvent(event),
-            outcome=outcome,
-            sub=sub,
-            act=act,
-            tool=tool,
-            args_digest=args_digest,
-            object=object,
-            reason=reason,
-            detail=dict(detail or {}),
-            at=time.time(),
-        )
+        """Append one record. A credential-shaped value raises `SecretInRecord` (nothing
+        written), or with `redact_secrets` is replaced by a marker (the decision is still kept)."""
+        fields = {
+            "outcome": outcome,
+            "sub": sub,
+            "act": act,
+            "tool": tool,
+            "args_digest": args_digest,
+            "object": object,
+            "reason": reason,
+            "detail": dict(detail or {}),
+        }
+        if redact_secrets:
+            fields = {k: redact(v) for k, v in fields.items()}
+        draft = AuditRecord(event=AuditEvent(event), at=time.time(), **fields)
         for name, value in draft.as_dict().items():
             _assert_no_secret(value, name)
         try:
@@ -461,11 +480,12 @@ async def audit_log(settings: Any = None) -> AuditLog:
 
 
 async def note(event: AuditEvent, outcome: str, **fields: Any) -> AuditRecord | None:
-    """Record a decision from a hook inside another flow: a failure to write is logged loudly
-    but does not change that flow's own answer (the action points that must not run unaudited
-    use `AuditLog.record` directly and refuse on `AuditError`)."""
+    """Record a decision from a hook inside another flow; credential-shaped text is redacted.
+
+    A failure to write is logged at ERROR and does not change that flow's answer: the trail is
+    evidence, not a gate (an unreachable audit database does not stop approved work)."""
     try:
-        return await (await audit_log()).record(event, outcome, **fields)
+        return await (await audit_log()).record(event, outcome, redact_secrets=True, **fields)
     except SecretInRecord:
         log.error("audit: a %s record carried a credential-shaped value and was refused", event)
     except Exception as exc:

@@ -213,3 +213,30 @@ def test_cli_prints_json_and_verify_fails_after_tampering(tmp_path):
 
 async def _fill_and_close(db) -> None:
     await (await _fill(db)).close()
+
+
+async def test_hooks_redact_instead_of_losing_the_decision(tmp_path):
+    from auth.audit import REDACTED, note
+
+    with get_settings.override(data_dir=tmp_path, audit_db=None):
+        jwt = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJl"
+        kept = await note(
+            AuditEvent.ACTION_EXECUTED,
+            "done",
+            sub="auth0|alice",
+            reason=f"approval a1: tool said Bearer {jwt}",
+            detail={"echo": ["gho_abcdefghijklmnop1234"]},
+        )
+        assert kept is not None and REDACTED in kept.reason
+        assert kept.detail == {"echo": [REDACTED]}
+        log = AuditLog(tmp_path / "audit.sqlite3")
+        assert (await log.verify()).ok
+        await log.close()
+    data = b"".join(p.read_bytes() for p in tmp_path.glob("audit.sqlite3*"))
+    assert b"eyJ" not in data and b"gho_" not in data
+
+
+def test_no_command_edits_the_trail():
+    from cli.audit import audit_app
+
+    assert {c.name for c in audit_app.registered_commands} == {"verify"}
