@@ -103,7 +103,12 @@ class DelegatedFGA:
             for obj in objects
         ]
         real = [a for a in asks if a is not None]
-        answers = iter(await self.inner.batch_check(real) if real else [])
+        results = list(await self.inner.batch_check(real)) if real else []
+        if len(results) != len(real):
+            raise DelegationError(
+                f"FGA answered {len(results)} delegation checks for {len(real)} questions"
+            )
+        answers = iter(results)
         out: list[bool] = []
         for ask in asks:
             if ask is None:  # an object type the model has no delegation for: only `user:`

@@ -233,3 +233,15 @@ def test_cli_delegate_list_revoke_and_fga_check(tmp_path):
         assert bad.exit_code == 2 and "cannot read the expiry" in bad.output
         nope = runner.invoke(app, ["delegate", *who, "--documents", "not-mine"])
         assert nope.exit_code == 1 and "cannot view" in nope.output
+
+
+async def test_a_wrong_sized_delegation_answer_fails_closed(fga, clock):
+    class Short:
+        async def check(self, *a, **k):
+            return False
+
+        async def batch_check(self, checks):
+            return []
+
+    with pytest.raises(DelegationError, match="answered 0"):
+        await DelegatedFGA(Short(), AGENT, clock=clock).agent_allowed(ALICE, ["doc:x"])
