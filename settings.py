@@ -83,6 +83,13 @@ class Settings(BaseSettings):
     ciba_notification_endpoint: str | None = None
     resumer_enabled: bool = True
 
+    # audit trail (append-only, hash-chained): SQLite path or postgresql:// URL; default data_dir
+    audit_db: str | None = None
+    # delegation: checks the agent makes for a user also require the user's delegation to the
+    # agent (`agent:<agent_client_id>`); off keeps user-only checks for deployments that have
+    # written no delegation tuples yet (see auth/delegation.py)
+    delegation_enforced: bool = False
+
     # checkpoints for `warrant chat` and plain Python: sqlite (default) or a postgresql:// URL
     checkpoint_url: str | None = None
 

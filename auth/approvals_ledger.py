@@ -301,7 +301,9 @@ class ApprovalsLedger:
             " next_poll_at = ?, updated_at = ? WHERE id = ? AND auth_req_id IS NULL",
             (auth_req_id, expires_at, interval, time.time() + interval, time.time(), approval_id),
         )
-        return await self._require(approval_id)
+        record = await self._require(approval_id)
+        await _audit(record, "requested")
+        return record
 
     async def set_interval(self, approval_id: str, interval: float, next_poll_at: float) -> None:
         """Remember a slowed-down interval (CIBA `slow_down`) and when to ask next."""
@@ -352,6 +354,8 @@ class ApprovalsLedger:
             f" updated_at = ? WHERE id = ? AND status IN ({marks})",
             (to.value, outcome, time.time(), approval_id, *[s.value for s in sources]),
         )
+        if changed == 1 and (record := await self.get(approval_id)) is not None:
+            await _audit(record, to.value)
         return changed == 1
 
     async def claim_execution(self, approval_id: str) -> bool:
@@ -396,6 +400,24 @@ class ApprovalsLedger:
         if record is None:
             raise LedgerError(f"no approval {approval_id!r} in the ledger")
         return record
+
+
+async def _audit(record: ApprovalRecord, moved_to: str) -> None:
+    """Every request, answer and execution of an approval is also an audit record."""
+    from auth.audit import agent_id, audit_event_for_approval, note
+
+    event = audit_event_for_approval(moved_to)
+    if event is not None:
+        await note(
+            event,
+            moved_to,
+            sub=record.user_id,
+            act=agent_id(),
+            tool=record.tool_name,
+            args_digest=record.action_digest,
+            object=f"thread:{record.thread_id}",
+            reason=f"approval {record.id}" + (f": {record.outcome}" if record.outcome else ""),
+        )
 
 
 def _record(row: Sequence[Any]) -> ApprovalRecord:

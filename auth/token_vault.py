@@ -263,6 +263,7 @@ class TokenVault:
         body = _json_object(response, "token exchange")
         if response.status_code != 200:
             secrets = (subject_token, self._client_secret, login_hint)
+            await _audit_exchange(key[0], connection, wanted, f"refused: {body.get('error')}")
             raise self._refusal(response.status_code, body, connection, wanted, secrets)
         now = self._clock()
         token = _connection_token(body, connection, now)
@@ -280,6 +281,7 @@ class TokenVault:
         entry = _Entry(token, now + max(0.0, lifetime - min(self._margin, lifetime / 2)), digest)
         self._cache[key] = entry
         log.info("token vault: exchanged a %s token for user %s", connection, key[0])
+        await _audit_exchange(key[0], connection, token.scopes, "allowed")
         return entry
 
     def _refusal(
@@ -362,6 +364,22 @@ class TokenVault:
         if response.status_code >= 500:
             raise ProviderUnavailable(_SERVICE, f"HTTP {response.status_code}")
         return response
+
+
+async def _audit_exchange(
+    user_id: str, connection: str, scopes: Iterable[str], outcome: str
+) -> None:
+    from auth.audit import AuditEvent, agent_id, note
+
+    await note(
+        AuditEvent.TOKEN_EXCHANGE,
+        outcome,
+        sub=user_id,
+        act=agent_id(),
+        object=f"connection:{connection}",
+        reason="Token Vault exchange",
+        detail={"scopes": sorted(scopes)},
+    )
 
 
 def _json_object(response: httpx.Response, what: str) -> dict[str, Any]:

@@ -285,4 +285,8 @@ def log_command(
 
 
 def register(app: typer.Typer) -> None:
+    # Standing approvals are `approvals` subcommands kept in their own module.
+    from cli import standing_approvals
+
+    standing_approvals.register(app)
     app.add_typer(approvals_app, name="approvals")

@@ -152,13 +152,24 @@ def check(
     object: str,
     context: str | None = ContextOption,
     contextual_tuple: list[str] | None = ContextualOption,
+    agent: str | None = typer.Option(
+        None, "--agent", help="Ask as this agent acting for USER: the user's delegation is needed."
+    ),
 ) -> None:
     """May USER have RELATION on OBJECT? Prints {"allowed": true|false} (exit 0 either way)."""
+    from auth.delegation import DelegatedFGA, DelegationError
+
     ctx = _json_option(context, "--context")
     extra = _contextual(contextual_tuple)
-    allowed = _with_client(
-        lambda c: c.check(user, relation, object, contextual_tuples=extra, context=ctx)
-    )
+
+    async def ask(c: FGAClient) -> bool:
+        client = DelegatedFGA(c, agent) if agent is not None else c
+        return await client.check(user, relation, object, contextual_tuples=extra, context=ctx)
+
+    try:
+        allowed = _with_client(ask)
+    except DelegationError as e:
+        raise _fail(str(e)) from None
     typer.echo(json.dumps({"allowed": allowed}))
 
 

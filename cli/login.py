@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from auth.audit import AuditEvent, note_sync
 from auth.errors import AuthError
 from auth.login import (
     DeviceCode,
@@ -64,7 +65,11 @@ def login_command(
         else:
             tokens = asyncio.run(login_with_device(_show_device_code))
     except AuthError as exc:
+        note_sync(AuditEvent.LOGIN, "refused", reason=type(exc).__name__)
         raise _fail(exc) from None
+    note_sync(
+        AuditEvent.LOGIN, "allowed", sub=tokens.subject, reason="browser" if browser else "device"
+    )
     console.print(f"Logged in as [bold]{tokens.email or tokens.subject}[/bold].")
     console.print(f"Tokens saved to {TokenFile().path} (readable only by you).")
 

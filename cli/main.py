@@ -67,6 +67,16 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "unshare": ("ingest", "Withdraw viewer access to a document (the owner keeps it)."),
     "forget": ("ingest", "Delete a document: its chunks and its access tuples."),
     "documents": ("ingest", "List the ingested documents."),
+    "delegate": (
+        "delegation",
+        "Let the agent act for you on documents or folders (none named: everything you can see).",
+    ),
+    "delegations": ("delegation", "What you delegated to the agent."),
+    "revoke": ("delegation", "Take back a delegation; the agent's next check already says no."),
+    "audit": (
+        "audit",
+        "Read the audit trail of authorization decisions; `verify` checks it was not edited.",
+    ),
 }
 
 _loaded: dict[str, click.Group | None] = {}

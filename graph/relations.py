@@ -17,6 +17,8 @@ from typing import Any
 
 from langchain_core.documents import Document
 
+from auth.audit import note_withheld
+from auth.delegation import for_agent
 from auth.fga.client import CheckRequest, FGAClient
 from settings import get_settings
 from tools.base import RelationRequirement
@@ -70,7 +72,8 @@ async def authorized_objects(
 
             fga = make_fga_client(settings)
         answers = await asyncio.wait_for(
-            fga.batch_check(checks) if checks else _nothing(), settings.fga_timeout_seconds
+            for_agent(fga, settings).batch_check(checks) if checks else _nothing(),
+            settings.fga_timeout_seconds,
         )
     except Exception as exc:
         log.warning("relation check failed closed: %s", type(exc).__name__)
@@ -83,7 +86,9 @@ async def authorized_objects(
                 log.debug("closing the FGA client failed", exc_info=True)
     if len(answers) != len(checks):
         raise RelationCheckFailed("the permission check answered the wrong number of questions")
-    return [item for item, answer in zip(output, answers, strict=True) if answer.allowed]
+    allowed = [item for item, answer in zip(output, answers, strict=True) if answer.allowed]
+    await note_withheld(user, need.object_type, len(output) - len(allowed), ())
+    return allowed
 
 
 async def _nothing() -> list[Any]:

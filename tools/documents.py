@@ -17,6 +17,8 @@ from typing import Any
 from langchain_core.documents import Document
 from langchain_core.tools import tool
 
+from auth.audit import note_withheld
+from auth.delegation import for_agent
 from auth.errors import ProviderUnavailable
 from settings import Settings, get_settings
 from tools.base import RelationRequirement, current_credentials, declare
@@ -143,12 +145,13 @@ async def search_documents(
                 )
         retriever = FGARetriever(
             user=principal,
-            fga=fga,
+            fga=for_agent(fga, settings),
             store=store,
             k=k or settings.retrieval_k,
             fga_timeout=settings.fga_timeout_seconds,
         )
         found = await retriever.search(question)
+        await note_withheld(principal, TOOL_NAME, found.withheld_docs, found.revoked_docs)
         return DocumentSearch(question, passages=found.documents)
     except ProviderUnavailable as exc:
         log.warning("document search for %s failed closed: %s", principal, exc.reason)

@@ -28,6 +28,7 @@ STEP_TIMEOUT_SECONDS = 180.0
 
 def default_steps() -> list[tuple[str, Step]]:
     """The demo's steps, in order (each one independent of the others' outcome)."""
+    from devstack.demo.delegation import delegation_step
     from devstack.demo.gist_approval import gist_approval_step
     from devstack.demo.steps import documents_step, github_search_step, login_step
 
@@ -36,6 +37,7 @@ def default_steps() -> list[tuple[str, Step]]:
         ("github_search", github_search_step),
         ("documents", documents_step),
         ("gist_approval", gist_approval_step),
+        ("delegation", delegation_step),
     ]
 
 
@@ -112,7 +114,7 @@ async def run_demo(
         # Loading the embedding model takes seconds: start it now, beside the first steps.
         warm = (
             asyncio.create_task(asyncio.to_thread(_load_embeddings))
-            if any(name == "documents" for name, _ in chosen)
+            if any(name in ("documents", "delegation") for name, _ in chosen)
             else None
         )
         try:

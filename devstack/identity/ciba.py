@@ -636,6 +636,7 @@ class CIBAAuthenticator:
             grant_type=GRANT_TYPE,
             audience=record.audience,
             auth_time=int(record.decided_at or now),
+            extra_claims={"act": {"sub": client.client_id}},  # RFC 8693: the agent acts
         )
         log.info("ciba: issued tokens to %s for request %s", client.client_id, record.id)
         return Answer(200, tokens)

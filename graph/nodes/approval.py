@@ -87,6 +87,7 @@ from graph.nodes.tools import (
     validate_arguments,
 )
 from graph.routing import toolset_or_default
+from graph.standing import run_under_standing_approval, verify_parties
 from graph.state import ActingUser, State
 from graph.toolset import Toolset
 from settings import get_settings
@@ -546,6 +547,7 @@ async def _poll(
     await ledger.mark_polled(record.id)
     try:
         granted = await (await get_ciba_client(s)).poll(request)
+        await verify_parties(granted, record.user_id, tool)  # RFC 8693: sub and act.sub
     except ApprovalPending:
         await ledger.mark_polled(record.id, in_flight=False)
         if request.interval != record.poll_interval:  # slow_down: every later poll waits more
@@ -715,6 +717,11 @@ async def _approve(
             return {"messages": [failure]}
         outcome = "not run: " + check["cancel"][:200]
         return await _settle(ledger, call, existing, ApprovalStatus.FAILED, outcome, failure)
+    # A standing approval covering this call runs it now (counted); else ask as always.
+    if existing is None and (
+        ran := await run_under_standing_approval(tool, call, key, user, thread_id, digest, runtime)
+    ):
+        return ran
 
     try:
         record, fresh = await ledger.reserve(

@@ -23,6 +23,7 @@ from langgraph.runtime import Runtime
 from langgraph.types import interrupt
 from pydantic import BaseModel, ValidationError
 
+from auth.audit import note_action
 from auth.errors import AuthError, ConnectionRequired, LoginRequired, ProviderUnavailable
 from auth.token_vault import ConnectionToken, get_token_vault
 from graph.context import Context
@@ -259,7 +260,9 @@ async def run_tool_call(
             f"{tool.name} needs your approval, and approvals are not available here; "
             "nothing was done.",
         )
-    return await execute_tool_call(tool, call, user, runtime)
+    message = await execute_tool_call(tool, call, user, runtime)
+    await note_action(tool.name, call.get("args"), user["sub"], ran=message.status != "error")
+    return message
 
 
 async def tools(

@@ -12,7 +12,8 @@ from cli.main import app
 from devstack.demo import DemoError, DemoWorld, run_demo
 from devstack.demo.steps import login_step
 
-STEPS = ["login", "github_search", "documents", "gist_approval"]
+STEPS = ["login", "github_search", "documents", "gist_approval"]  # also `--server`'s steps
+IN_PROCESS_STEPS = [*STEPS, "delegation"]
 
 
 @pytest.fixture
@@ -40,7 +41,7 @@ def test_demo_json_every_step_passes(seen_tokens) -> None:
     report = _one_json_object(result.stdout)
     assert set(report) == {"ok", "model", "steps"}
     assert report["model"] == "offline"
-    assert [step["name"] for step in report["steps"]] == STEPS
+    assert [step["name"] for step in report["steps"]] == IN_PROCESS_STEPS
     for step in report["steps"]:
         assert set(step) == {"name", "ok", "detail", "seconds"}
         assert isinstance(step["detail"], str) and step["detail"]
@@ -54,6 +55,7 @@ def test_demo_json_every_step_passes(seen_tokens) -> None:
     assert "exactly what the local GitHub API answers" in details["github_search"]
     assert "240,000 EUR" in details["documents"]
     assert "exactly one public Gist" in details["gist_approval"]
+    assert "the third paused with approval_pending" in details["delegation"]
     # alice's and bob's access, refresh and ID tokens and the GitHub token: none in any output
     assert len(seen_tokens) >= 7
     for token in seen_tokens:

@@ -21,7 +21,7 @@ def test_model_store_tests_pass_in_openfga():
         [exe, "model", "test", "--tests", str(TESTS_FILE)], capture_output=True, text=True
     )
     assert out.returncode == 0, out.stdout + out.stderr
-    assert "Checks 10/10 passing" in out.stdout + out.stderr
+    assert "Checks 22/22 passing" in out.stdout + out.stderr
 
 
 async def test_embedded_engine_answers_the_same(document_model_dict):
@@ -32,16 +32,29 @@ async def test_embedded_engine_answers_the_same(document_model_dict):
     spec = yaml.safe_load(TESTS_FILE.read_text())
     fga = LocalFGA.in_memory(document_model_dict)
     await fga.write(
-        writes=[TupleKey(t["user"], t["relation"], t["object"]) for t in spec["tuples"]]
+        writes=[
+            TupleKey(
+                t["user"],
+                t["relation"],
+                t["object"],
+                (t.get("condition") or {}).get("name"),
+                (t.get("condition") or {}).get("context"),
+            )
+            for t in spec["tuples"]
+        ]
     )
     for test in spec["tests"]:
         for case in test["check"]:
             for relation, expected in case["assertions"].items():
-                got = await fga.check(case["user"], relation, case["object"])
+                got = await fga.check(
+                    case["user"], relation, case["object"], context=case.get("context")
+                )
                 assert got is expected, (case, relation)
-        for case in test["list_objects"]:
+        for case in test.get("list_objects", []):
             for relation, expected in case["assertions"].items():
-                got = await fga.list_objects(case["user"], relation, case["type"])
+                got = await fga.list_objects(
+                    case["user"], relation, case["type"], context=case.get("context")
+                )
                 assert sorted(got) == sorted(expected)
 
 
