@@ -130,6 +130,7 @@ CREATE INDEX IF NOT EXISTS warrant_approvals_user ON warrant_approvals (user_id,
 """
 # Columns added after the first release: (name, SQL type), added to older ledgers on open.
 _ADDED_COLUMNS = (("polled_at", "DOUBLE PRECISION"),)
+_SCHEMA_LOCK = 7315100  # a PostgreSQL advisory lock key held while the schema is set up
 
 
 class _Backend:
@@ -187,6 +188,9 @@ class _PostgresBackend(_Backend):
                 pool = AsyncConnectionPool(self._url, min_size=1, max_size=4, open=False)
                 await pool.open(wait=True, timeout=10)
                 async with pool.connection() as conn:
+                    # Server processes start together: without one lock around the schema
+                    # statements, two of them deadlock on the table's exclusive locks.
+                    await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
                     for statement in filter(str.strip, _SCHEMA.split(";")):
                         await conn.execute(statement)
                     for name, kind in _ADDED_COLUMNS:
