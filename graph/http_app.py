@@ -1,26 +1,24 @@
 """The HTTP app that `langgraph.json` mounts into the LangGraph server (custom routes).
 
-It serves a health route here; other parts contribute routes (for example the CIBA ping
-callback) through modules listed in `ROUTE_MODULES`, each exporting `routes: list[BaseRoute]`,
-so that adding a route never means editing this file.
+Routes: a health check, the interrupt schemas (so Studio and other clients can render and answer
+a pending interrupt), and the CIBA ping callback with its lifespan (the approval poller).
 """
 
 from __future__ import annotations
 
 import contextlib
-import importlib
 from collections.abc import AsyncIterator
-from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import BaseRoute, Route
+from starlette.routing import Route
 
+from graph import callbacks
 from graph.model import describe
 from settings import get_settings
 
-ROUTE_MODULES = ("graph.callbacks",)
+INTERRUPTS_PATH = "/warrant/interrupts"
 
 
 async def health(request: Request) -> JSONResponse:
@@ -37,47 +35,33 @@ async def health(request: Request) -> JSONResponse:
     )
 
 
-def contributed_routes() -> list[BaseRoute]:
-    """Routes from every module in `ROUTE_MODULES` that exists."""
-    routes: list[BaseRoute] = []
-    for module_name in ROUTE_MODULES:
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name != module_name:
-                raise
-            continue
-        routes.extend(module.routes)
-    return routes
+async def interrupts(request: Request) -> JSONResponse:
+    """Each interrupt type's JSON schema and the resume values it accepts."""
+    from graph.interrupts import RESUME_VALUES, interrupt_schemas
 
-
-def contributed_lifespans() -> list[Any]:
-    """`lifespan` context managers from the route modules (e.g. the approval poller)."""
-    found = []
-    for module_name in ROUTE_MODULES:
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name != module_name:
-                raise
-            continue
-        if callable(getattr(module, "lifespan", None)):
-            found.append(module.lifespan)
-    return found
+    return JSONResponse(
+        {
+            name: {"schema": schema, "resume": RESUME_VALUES[name]}
+            for name, schema in interrupt_schemas().items()
+        }
+    )
 
 
 @contextlib.asynccontextmanager
 async def _lifespan(app: Starlette) -> AsyncIterator[None]:
-    async with contextlib.AsyncExitStack() as stack:
-        for lifespan in contributed_lifespans():
-            await stack.enter_async_context(lifespan(app))
+    async with callbacks.lifespan(app):
         yield
 
 
 def create_app() -> Starlette:
-    """The Starlette app with the health route and every contributed route (and lifespan)."""
+    """The Starlette app with Warrant's routes and the approval poller's lifespan."""
     return Starlette(
-        routes=[Route("/warrant/health", health), *contributed_routes()], lifespan=_lifespan
+        routes=[
+            Route("/warrant/health", health),
+            Route(INTERRUPTS_PATH, interrupts),
+            *callbacks.routes,
+        ],
+        lifespan=_lifespan,
     )
 
 

@@ -53,6 +53,22 @@ def test_health_route_names_model_and_tools() -> None:
     assert "who_am_i" in body["tools"] and "search_github_repositories" in body["tools"]
 
 
+def test_interrupts_route_serves_each_schema_and_its_resume_values() -> None:
+    from jsonschema import Draft202012Validator, ValidationError
+
+    with TestClient(create_app()) as client:
+        answer = client.get("/warrant/interrupts")
+    assert answer.status_code == 200
+    body = answer.json()
+    assert set(body) == {"connection_required", "approval_pending"}
+    for entry in body.values():
+        assert entry["resume"] and Draft202012Validator.check_schema(entry["schema"]) is None
+    # a payload missing what a client needs to render it does not fit its schema
+    validator = Draft202012Validator(body["approval_pending"]["schema"])
+    with pytest.raises(ValidationError):
+        validator.validate({"type": "approval_pending"})
+
+
 def test_graph_module_is_what_langgraph_json_names() -> None:
     import json
     from pathlib import Path
