@@ -202,3 +202,13 @@ def test_ipaddress_constructor_compares_addresses() -> None:
     ne = {k: v for k, v in ours.items() if '"relation": "r1"' in k}
     assert ne[next(k for k in ne if '"192.0.0.1"' in k)] == ("ok", False)
     assert ne[next(k for k in ne if '"10.1.2.3"' in k)] == ("ok", True)
+
+
+@needs_binary
+def test_list_objects_with_one_too_deep_branch_answers_as_openfga() -> None:
+    """One object sits 30 non-recursive userset hops away, another is granted directly:
+    OpenFGA fails the whole list_objects with the depth error, and so must the engine."""
+    path = Path(__file__).parent / "data" / "list_objects_depth_branch.fga.yaml"
+    ours = engine_answers(path)
+    assert compare(ours, openfga_answers(BINARY, path)) == []  # type: ignore[arg-type]
+    assert list(ours.values()) == [("error", None)]

@@ -13,6 +13,8 @@ Semantics kept from OpenFGA:
   self edge is the only indirect way in; see `TypeSystem.weights`);
 - union: any allowed operand wins over errors; intersection: any "not allowed" operand wins over
   errors; exclusion: base not allowed, or subtract allowed, wins over errors;
+- where OpenFGA's concurrent operands race between "not allowed" and "cycle", the engine takes
+  the cycle (see `_cycle_in`): it may then deny where OpenFGA allowed, never the other way;
 - tuples a model no longer allows are skipped; a condition that cannot be evaluated is an error.
 """
 
@@ -321,11 +323,34 @@ class CheckResolver:
             except FGAError as e:
                 error = e
                 continue
-            if out.cycle or not out.allowed:
+            if out.cycle:
                 return out
+            if not out.allowed:
+                return self._cycle_in(object, relation, user, children, child, depth) or out
         if error is not None:
             raise error
         return ALLOWED
+
+    def _cycle_in(
+        self, object: str, relation: str, user: str, operands: Any, skip: Any, depth: int
+    ) -> Outcome | None:
+        """CYCLE if another operand of a denying intersection or exclusion meets a cycle.
+
+        OpenFGA resolves the operands concurrently and answers with the first deciding one:
+        "not allowed" or "cycle". Which comes first is a race; a cycle flag can only make
+        enclosing exclusions deny, so the engine takes the cycle whenever there is one: it
+        may deny where OpenFGA's race went the other way, never grant where OpenFGA denies.
+        """
+        for operand in operands:
+            if operand is skip:
+                continue
+            try:
+                out = self.rewrite(object, relation, user, operand, depth)
+            except FGAError:
+                continue  # the answer is already "not allowed"; an error changes nothing
+            if out.cycle:
+                return CYCLE
+        return None
 
     def exclusion(
         self, object: str, relation: str, user: str, base: Rewrite, subtract: Rewrite, depth: int
@@ -337,7 +362,7 @@ class CheckResolver:
             if base_out.cycle:
                 return CYCLE
             if not base_out.allowed:
-                return base_out
+                return self._cycle_in(object, relation, user, (subtract,), None, depth) or base_out
         except FGAError as e:
             base_error = e
         try:
