@@ -3,7 +3,8 @@
 Aegra calls `authenticate(headers)` with the headers only (langgraph-api injects parameters by
 name), passes `@auth.on` handlers its own value shapes (flat run requests, not langgraph-api's
 `kwargs`), and ignores the filters they return. This adapter:
-- calls Warrant's `authenticate` as langgraph-api would (`authorization`, byte `headers`);
+- calls Warrant's `authenticate` as langgraph-api would, injecting by name what it asks for
+  (`authorization`, byte `headers`, an ASGI `scope` with the headers);
 - accepts the server's own resume credential (`deploy/resume_credential.py`) as the approval's
   user, allowed to do nothing but resume that approval's thread with a nudge;
 - gives Warrant's `@auth.on` handlers the value shapes they were written for, and enforces
@@ -15,6 +16,7 @@ name), passes `@auth.on` handlers its own value shapes (flat run requests, not l
 from __future__ import annotations
 
 import copy
+import inspect
 from typing import Any
 
 from langgraph_sdk import Auth
@@ -64,11 +66,29 @@ async def authenticate(headers: dict[str, str]) -> Auth.types.MinimalUserDict:
     authorization = lowered.get("authorization")
     if authorization and authorization.strip().startswith(SCHEME + " "):
         return await _resume_caller(authorization)
-    raw = {k.encode("latin-1"): v.encode("latin-1") for k, v in lowered.items()}
     handler = warrant_auth._authenticate_handler
     if handler is None:  # pragma: no cover - Warrant's Auth always authenticates
         raise _http_error(401, "no authentication configured")
-    return await handler(authorization=authorization, headers=raw)  # type: ignore[call-arg]
+    return await handler(**_injected(handler, lowered, authorization))
+
+
+def _injected(handler: Any, lowered: dict[str, str], authorization: str | None) -> dict[str, Any]:
+    """The arguments langgraph-api would inject by name, from what Aegra gives (the headers).
+
+    Aegra has already folded repeated headers into one and decoded them; the raw forms are
+    rebuilt from that, so a handler reading the ASGI `scope` sees one value per header.
+    """
+    raw = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in lowered.items()]
+    available: dict[str, Any] = {
+        "authorization": authorization,
+        "headers": dict(raw),
+        "scope": {"type": "http", "headers": raw},
+    }
+    names = inspect.signature(handler).parameters
+    missing = [name for name in names if name not in available]
+    if missing:
+        raise _http_error(401, f"authentication needs {', '.join(missing)}, which Aegra omits")
+    return {name: available[name] for name in names}
 
 
 def resume_of(user: Any) -> dict[str, str] | None:

@@ -75,7 +75,8 @@ async def test_run_requests_that_would_steer_or_impersonate_are_refused(value) -
 
 async def test_a_plain_run_and_a_restated_identity_pass() -> None:
     ctx = _ctx(FakeUser("alice"))
-    await authorize_run(ctx, {"assistant_id": "agent", "input": {"messages": []}})
+    hello = {"messages": [{"role": "user", "content": "hi"}]}
+    await authorize_run(ctx, {"assistant_id": "agent", "input": hello})
     await authorize_run(ctx, {"assistant_id": "agent", "context": {"user_id": "alice"}})
 
 
@@ -106,3 +107,44 @@ async def test_a_resume_caller_only_nudges_its_own_approvals_thread() -> None:
         with pytest.raises(Auth.exceptions.HTTPException) as answer:
             await authorize(ctx, value)
         assert answer.value.status_code == 403, (ctx.resource, ctx.action, value)
+
+
+async def test_authenticate_injects_what_warrants_handler_asks_for_by_name() -> None:
+    from deploy.aegra_auth import _injected
+
+    seen: dict[str, object] = {}
+
+    async def wants_scope(scope):
+        seen["scope"] = scope
+
+    async def wants_both(authorization, headers):
+        seen["pair"] = (authorization, headers)
+
+    lowered = {"authorization": "Bearer abc", "x-auth-scheme": "x"}
+    await wants_scope(**_injected(wants_scope, lowered, "Bearer abc"))
+    assert seen["scope"] == {
+        "type": "http",
+        "headers": [(b"authorization", b"Bearer abc"), (b"x-auth-scheme", b"x")],
+    }
+    await wants_both(**_injected(wants_both, lowered, "Bearer abc"))
+    assert seen["pair"] == ("Bearer abc", {b"authorization": b"Bearer abc", b"x-auth-scheme": b"x"})
+
+
+def test_a_handler_needing_what_aegra_omits_is_a_401_not_a_crash() -> None:
+    from deploy.aegra_auth import _injected
+
+    async def wants_body(body):
+        return None
+
+    with pytest.raises(Auth.exceptions.HTTPException) as caught:
+        _injected(wants_body, {}, None)
+    assert caught.value.status_code == 401 and "body" in str(caught.value.detail)
+
+
+async def test_warrants_own_authenticate_runs_through_the_adapter() -> None:
+    from deploy.aegra_auth import authenticate
+
+    # No bearer token: Warrant's handler (reached with the rebuilt scope) refuses with a 401.
+    with pytest.raises(Auth.exceptions.HTTPException) as caught:
+        await authenticate({"accept": "application/json"})
+    assert caught.value.status_code == 401
