@@ -54,8 +54,14 @@ def jwt_subject(token: str) -> str:
 
 
 def write_results(name: str, data: Any) -> Path:
-    """Write `benchmarks/results/<name>.json` and return its path."""
+    """Write `benchmarks/results/<name>.json` (and its PNG plot, where it has one); return its
+    path."""
+    from plots import render
+
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     path = RESULTS_DIR / f"{name}.json"
     path.write_text(json.dumps(data, indent=2) + "\n")
+    png = render(name, data, path.with_suffix(".png"))
+    if png is not None:
+        print(f"plot: {png}")
     return path

@@ -184,31 +184,6 @@ def _fga_globs(files: list[Path]) -> list[str]:
     return [str(files[0])]
 
 
-def plot(results: dict[str, Any], path: Path) -> Path | None:
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return None
-    kinds = [k for k in ("consolidated", "list_objects_10k") if k in results]
-    warrant = [results[k]["warrant_fga_test_s"] for k in kinds]
-    fga = [results[k]["fga_model_test_s"] for k in kinds]
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    xs = range(len(kinds))
-    ax.bar([x - 0.2 for x in xs], warrant, width=0.4, label="warrant fga test")
-    ax.bar([x + 0.2 for x in xs], fga, width=0.4, label="fga model test")
-    ax.set_xticks(list(xs), kinds)
-    ax.set_ylabel("wall time (s, best of runs)")
-    ax.set_title("Embedded FGA engine vs OpenFGA's CLI")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
@@ -235,7 +210,6 @@ def main() -> None:
         full["load_only"] = load
         results["list_objects_10k"] = full
     path = write_results("fga_vs_openfga", results)
-    png = plot(results, path.with_suffix(".png"))
     for kind in ("consolidated", "list_objects_10k"):
         r = results[kind]
         print(
@@ -245,7 +219,7 @@ def main() -> None:
         )
     lo = results["list_objects_10k"]
     print(f"list_objects alone: warrant {lo['warrant_list_only_s']}s, fga {lo['fga_list_only_s']}s")
-    print(f"wrote {path}" + (f" and {png}" if png else ""))
+    print(f"wrote {path}")
 
 
 if __name__ == "__main__":
