@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -131,15 +132,22 @@ class _Plan:
     vectors: list[list[float]] = field(default_factory=list)
 
 
+def _supported_files_under(folder: Path) -> Iterable[Path]:
+    # os.walk skips what vanishes while it walks (a busy temporary folder); Path.rglob raises.
+    for root, _dirs, names in os.walk(folder):
+        for name in names:
+            path = Path(root, name)
+            if path.suffix.lower() in SUPPORTED and path.is_file():
+                yield path
+
+
 def expand_paths(paths: Iterable[Path | str]) -> list[Path]:
     """Files named directly, plus the supported files under named folders (sorted)."""
     found: list[Path] = []
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
-            found += sorted(
-                p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in SUPPORTED
-            )
+            found += sorted(_supported_files_under(path))
         else:
             found.append(path)
     return list(dict.fromkeys(found))

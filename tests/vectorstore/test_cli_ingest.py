@@ -74,11 +74,15 @@ def test_bad_files_exit_non_zero_with_reason(app, tmp_path):
         (("share", "nope"), "ingest it first"),
         (("forget", "nope"), "no document"),
         (("ingest", "/does/not/exist.txt", "--owner", "a@b.co"), "cannot read"),
-        (("ingest", "/tmp", "--owner", "not-an-email", "--id", "x"), "exactly one file"),
+        (("ingest", "{two_files}", "--owner", "not-an-email", "--id", "x"), "exactly one file"),
     ],
 )
-def test_errors_are_messages_not_tracebacks(app, args, message):
-    out = run(app, *args)
+def test_errors_are_messages_not_tracebacks(app, args, message, tmp_path):
+    folder = tmp_path / "two"
+    folder.mkdir()
+    (folder / "a.md").write_text("a")
+    (folder / "b.md").write_text("b")
+    out = run(app, *(arg.replace("{two_files}", str(folder)) for arg in args))
     assert out.exit_code == 1
     assert message in out.output and "Traceback" not in out.output
 

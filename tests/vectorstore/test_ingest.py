@@ -254,3 +254,23 @@ async def test_failed_replacement_keeps_the_previous_version(
     after = store.collection.get(where={"doc_id": "plan"}, include=["documents"])
     assert after["ids"] == before["ids"] and after["documents"] == before["documents"]
     assert fga.tuples == tuples  # bob's new viewer tuple was rolled back
+
+
+def test_a_folder_that_vanishes_while_walked_is_skipped(tmp_path, monkeypatch) -> None:
+    import os
+
+    from vectorstore.ingest import expand_paths
+
+    (tmp_path / "keep.md").write_text("k")
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    (gone / "x.md").write_text("x")
+    real_scandir = os.scandir
+
+    def scandir(path="."):
+        if os.fspath(path) == os.fspath(gone):
+            raise FileNotFoundError(path)  # removed by someone else between listing and reading
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    assert expand_paths([tmp_path]) == [tmp_path / "keep.md"]
