@@ -11,18 +11,7 @@ from pathlib import Path
 import pytest
 
 from auth.sql_store import PostgresStore, Schema, SQLiteStore, is_postgres, open_store
-
-POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
-
-
-def _postgres_reachable() -> bool:
-    try:
-        import psycopg
-
-        with psycopg.connect(POSTGRES_URL, connect_timeout=2):
-            return True
-    except Exception:
-        return False
+from tests.approvals.postgres import POSTGRES_URL, postgres_reachable
 
 
 def _schema(table: str) -> Schema:
@@ -76,7 +65,7 @@ async def test_sqlite_adds_the_columns_an_older_table_lacks(tmp_path: Path) -> N
 
 
 async def test_postgres_stores_setting_one_schema_up_at_once_all_succeed() -> None:
-    if not _postgres_reachable():
+    if not postgres_reachable():
         pytest.skip(f"no PostgreSQL reachable at {POSTGRES_URL}")
     table = f"warrant_test_store_{uuid.uuid4().hex[:12]}"
     schema = _schema(table)
