@@ -19,12 +19,15 @@ import time
 from collections.abc import Callable
 
 from auth.approvals_ledger import ApprovalRecord, ApprovalsLedger
+from auth.sql_store import Schema
 
-_SCHEMA = (
-    "CREATE TABLE IF NOT EXISTS warrant_approval_claims ("
-    " approval_id TEXT PRIMARY KEY,"
-    " owner TEXT NOT NULL,"
-    " until DOUBLE PRECISION NOT NULL)"
+_SCHEMA = Schema.portable(
+    (
+        "CREATE TABLE IF NOT EXISTS warrant_approval_claims ("
+        " approval_id TEXT PRIMARY KEY,"
+        " owner TEXT NOT NULL,"
+        " until DOUBLE PRECISION NOT NULL)",
+    )
 )
 
 
@@ -52,12 +55,9 @@ class ApprovalClaims:
         self._db = ledger._db
         self.owner = owner or process_owner()
         self._clock = clock
-        self._ready = False
 
     async def _setup(self) -> None:
-        if not self._ready:
-            await self._db.execute(_SCHEMA)
-            self._ready = True
+        await self._db.ensure(_SCHEMA)
 
     async def claim(self, approval_id: str, lease_seconds: float) -> bool:
         """Take the approval (or any key naming it) for `lease_seconds` unless someone holds an

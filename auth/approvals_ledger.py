@@ -13,10 +13,8 @@ No token is ever stored here: the tokens an approval returns live in memory only
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
-import sqlite3
 import time
 import uuid
 from collections.abc import Sequence
@@ -24,6 +22,8 @@ from dataclasses import dataclass, fields
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
+
+from auth.sql_store import Schema, SQLStore, open_store
 
 
 class ApprovalStatus(StrEnum):
@@ -128,108 +128,24 @@ CREATE TABLE IF NOT EXISTS warrant_approvals (
 CREATE INDEX IF NOT EXISTS warrant_approvals_due ON warrant_approvals (status, next_poll_at);
 CREATE INDEX IF NOT EXISTS warrant_approvals_user ON warrant_approvals (user_id, created_at);
 """
-# Columns added after the first release: (name, SQL type), added to older ledgers on open.
-_ADDED_COLUMNS = (("polled_at", "DOUBLE PRECISION"),)
+# Columns added after the first release, added to older ledgers on open.
+LEDGER_SCHEMA = Schema.portable(
+    _SCHEMA, added_columns=(("warrant_approvals", "polled_at", "DOUBLE PRECISION"),)
+)
 _SCHEMA_LOCK = 7315100  # a PostgreSQL advisory lock key held while the schema is set up
 
 
-class _Backend:
-    """The SQL both engines share is written with `?`; each backend runs it its own way."""
-
-    async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
-        raise NotImplementedError
-
-    async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        raise NotImplementedError
-
-    async def close(self) -> None:
-        return None
-
-
-class _SQLiteBackend(_Backend):
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # One connection serialised by a lock: SQLite's own locking then covers other processes.
-        self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA busy_timeout=5000")
-        self._conn.executescript(_SCHEMA)
-        present = {row[1] for row in self._conn.execute("PRAGMA table_info(warrant_approvals)")}
-        for name, kind in _ADDED_COLUMNS:
-            if name not in present:
-                self._conn.execute(f"ALTER TABLE warrant_approvals ADD COLUMN {name} {kind}")
-        self._lock = asyncio.Lock()
-
-    async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
-        async with self._lock:
-            return await asyncio.to_thread(lambda: self._conn.execute(sql, params).rowcount)
-
-    async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        async with self._lock:
-            return await asyncio.to_thread(lambda: self._conn.execute(sql, params).fetchall())
-
-    async def close(self) -> None:
-        async with self._lock:
-            # closing checkpoints the write-ahead log: disk I/O, off the event loop
-            await asyncio.to_thread(self._conn.close)
-
-
-class _PostgresBackend(_Backend):
-    def __init__(self, url: str) -> None:
-        self._url = url
-        self._pool: Any = None
-        self._ready = asyncio.Lock()
-
-    async def _get_pool(self) -> Any:
-        async with self._ready:
-            if self._pool is None:
-                from psycopg_pool import AsyncConnectionPool
-
-                pool = AsyncConnectionPool(self._url, min_size=1, max_size=4, open=False)
-                await pool.open(wait=True, timeout=10)
-                async with pool.connection() as conn:
-                    # Server processes start together: without one lock around the schema
-                    # statements, two of them deadlock on the table's exclusive locks.
-                    await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
-                    for statement in filter(str.strip, _SCHEMA.split(";")):
-                        await conn.execute(statement)
-                    for name, kind in _ADDED_COLUMNS:
-                        await conn.execute(
-                            f"ALTER TABLE warrant_approvals ADD COLUMN IF NOT EXISTS {name} {kind}"
-                        )
-                self._pool = pool
-        return self._pool
-
-    @staticmethod
-    def _sql(sql: str) -> str:
-        return sql.replace("?", "%s")
-
-    async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
-        pool = await self._get_pool()
-        async with pool.connection() as conn:
-            cur = await conn.execute(self._sql(sql), params)
-            return cur.rowcount
-
-    async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        pool = await self._get_pool()
-        async with pool.connection() as conn:
-            cur = await conn.execute(self._sql(sql), params)
-            return await cur.fetchall()
-
-    async def close(self) -> None:
-        if self._pool is not None:
-            await self._pool.close()
+def ledger_store(location: str | Path) -> SQLStore:
+    """The approvals database at `location`, with the ledger's table set up; claims and
+    standing approvals keep their tables next to it."""
+    return open_store(location, LEDGER_SCHEMA, schema_lock=_SCHEMA_LOCK)
 
 
 class ApprovalsLedger:
     """Durable approval records; every state change is one conditional SQL statement."""
 
     def __init__(self, location: str | Path) -> None:
-        text = str(location)
-        if text.startswith(("postgresql://", "postgres://")):
-            self._db: _Backend = _PostgresBackend(text)
-        else:
-            self._db = _SQLiteBackend(Path(text))
+        self._db = ledger_store(location)
 
     async def close(self) -> None:
         """Release the connection (or pool)."""

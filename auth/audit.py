@@ -22,13 +22,14 @@ import hashlib
 import json
 import logging
 import re
-import sqlite3
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
+
+from auth.sql_store import PostgresStore, Schema, SQLiteStore, is_postgres
 
 log = logging.getLogger(__name__)
 
@@ -220,14 +221,20 @@ def _next(last: tuple[int, str] | None, record: AuditRecord) -> AuditRecord:
     return AuditRecord(**{**asdict(draft), "hash": chain_hash(draft)})
 
 
-class _SQLiteAudit:
+_SCHEMA = Schema(
+    sqlite=_SQLITE_SCHEMA,
+    postgres=_POSTGRES_SCHEMA,
+    # DDL only once: it locks the table
+    postgres_present="SELECT 1 FROM pg_trigger WHERE tgname = 'warrant_audit_append_only'"
+    " AND tgrelid = to_regclass('warrant_audit')",
+)
+_SCHEMA_LOCK = 7315001  # held (shared) by every append, exclusively while the schema is set up
+_APPEND_LOCK = 7315002  # one appender at a time across every process sharing the database
+
+
+class _SQLiteAudit(SQLiteStore):
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA busy_timeout=10000")
-        self._conn.executescript(_SQLITE_SCHEMA)
-        self._lock = asyncio.Lock()
+        super().__init__(path, _SCHEMA, busy_timeout_ms=10000)
 
     def _append_sync(self, record: AuditRecord) -> AuditRecord:
         # BEGIN IMMEDIATE takes the write lock before reading the head: two processes appending
@@ -249,65 +256,25 @@ class _SQLiteAudit:
         async with self._lock:
             return await asyncio.to_thread(self._append_sync, record)
 
-    async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        async with self._lock:
-            return await asyncio.to_thread(lambda: self._conn.execute(sql, params).fetchall())
 
-    async def close(self) -> None:
-        self._conn.close()
-
-
-class _PostgresAudit:
+class _PostgresAudit(PostgresStore):
     def __init__(self, url: str) -> None:
-        self._url = url
-        self._pool: Any = None
-        self._ready = asyncio.Lock()
-
-    async def _get_pool(self) -> Any:
-        async with self._ready:
-            if self._pool is None:
-                from psycopg_pool import AsyncConnectionPool
-
-                pool = AsyncConnectionPool(self._url, min_size=1, max_size=4, open=False)
-                await pool.open(wait=True, timeout=10)
-                # Held until the DDL commits: two processes creating the schema at once would
-                # otherwise collide on PostgreSQL's catalog.
-                async with pool.connection() as conn, conn.transaction():
-                    await conn.execute("SELECT pg_advisory_xact_lock(7315001)")
-                    cur = await conn.execute(
-                        "SELECT 1 FROM pg_trigger WHERE tgname = 'warrant_audit_append_only'"
-                        " AND tgrelid = to_regclass('warrant_audit')"
-                    )
-                    if await cur.fetchone() is None:  # DDL only once: it locks the table
-                        for statement in _POSTGRES_SCHEMA:
-                            await conn.execute(statement)
-                self._pool = pool
-        return self._pool
+        super().__init__(url, _SCHEMA, schema_lock=_SCHEMA_LOCK)
 
     async def append(self, record: AuditRecord) -> AuditRecord:
         pool = await self._get_pool()
         async with pool.connection() as conn, conn.transaction():
             # Never while another process creates the schema; one appender at a time across
             # every process sharing the database.
-            await conn.execute("SELECT pg_advisory_xact_lock_shared(7315001)")
-            await conn.execute("SELECT pg_advisory_xact_lock(7315002)")
+            await conn.execute("SELECT pg_advisory_xact_lock_shared(%s)", (_SCHEMA_LOCK,))
+            await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_APPEND_LOCK,))
             cur = await conn.execute(
                 "SELECT seq, hash FROM warrant_audit ORDER BY seq DESC LIMIT 1"
             )
             last = await cur.fetchone()
             done = _next(tuple(last) if last else None, record)
-            await conn.execute(_INSERT.replace("?", "%s"), _row(done))
+            await conn.execute(self._sql(_INSERT), _row(done))
             return done
-
-    async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        pool = await self._get_pool()
-        async with pool.connection() as conn:
-            cur = await conn.execute(sql.replace("?", "%s"), params)
-            return await cur.fetchall()
-
-    async def close(self) -> None:
-        if self._pool is not None:
-            await self._pool.close()
 
 
 class AuditLog:
@@ -316,10 +283,9 @@ class AuditLog:
     def __init__(self, location: str | Path) -> None:
         text = str(location)
         self.location = text
-        if text.startswith(("postgresql://", "postgres://")):
-            self._db: _SQLiteAudit | _PostgresAudit = _PostgresAudit(text)
-        else:
-            self._db = _SQLiteAudit(Path(text))
+        self._db: _SQLiteAudit | _PostgresAudit = (
+            _PostgresAudit(text) if is_postgres(text) else _SQLiteAudit(Path(text))
+        )
 
     async def close(self) -> None:
         """Release the connection (or pool)."""

@@ -28,7 +28,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from auth.fga.client import CheckRequest, CheckResult, FGAClient, TupleKey
+from auth.fga.client import CheckRequest, CheckResult, FGAClient, TupleKey, write_in_chunks
 from vectorstore.principals import PrincipalError, check_fga_user, fga_doc, fga_folder
 
 log = logging.getLogger(__name__)
@@ -281,10 +281,7 @@ async def grant(
         )
     # OpenFGA refuses one write that deletes and writes the same tuple: delete first (for a
     # moment there is no grant, the safe direction), then write the new one.
-    for start in range(0, len(deletes), 100):
-        await fga.write(deletes=deletes[start : start + 100])
-    for start in range(0, len(writes), 100):
-        await fga.write(writes=writes[start : start + 100])
+    await write_in_chunks(fga, deletes=deletes, writes=writes)
     out = [Delegation(user, agent_id, obj, expires_at) for obj in objects]
     await _audit_each("granted", out, by, sub)
     return out
@@ -324,9 +321,7 @@ async def revoke(
     if not gone:
         raise DelegationError(f"{user} has no such delegation to {agent_id}")
     principal = agent_principal(agent_id, user)
-    for start in range(0, len(gone), 100):
-        chunk = gone[start : start + 100]
-        await fga.write(deletes=[TupleKey(principal, DELEGATE, d.object) for d in chunk])
+    await write_in_chunks(fga, deletes=[TupleKey(principal, DELEGATE, d.object) for d in gone])
     await _audit_each("revoked", gone, by, sub)
     return gone
 

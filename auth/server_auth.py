@@ -25,7 +25,8 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from langgraph_sdk import Auth
@@ -221,8 +222,14 @@ def _is_studio(ctx: Auth.types.AuthContext) -> bool:
     return studio and get_settings().studio_enabled
 
 
-def _refused(exc: RequestRefused) -> Auth.exceptions.HTTPException:
-    return Auth.exceptions.HTTPException(status_code=exc.status, detail=str(exc))
+@contextmanager
+def _refusals_as_http() -> Iterator[None]:
+    """A request check's refusal becomes the HTTP error langgraph-api sends (its status and
+    message); the original traceback is dropped from the answer."""
+    try:
+        yield
+    except RequestRefused as exc:
+        raise Auth.exceptions.HTTPException(status_code=exc.status, detail=str(exc)) from None
 
 
 @auth.on.threads.create_run
@@ -231,10 +238,8 @@ async def on_run_create(
 ) -> Auth.types.FilterType:
     """Runs on threads, stateless runs, and the runs a cron starts, all come through here."""
     owner = owner_of(ctx)
-    try:
+    with _refusals_as_http():
         check_run_request(value.get("kwargs") or {}, owner, studio=_is_studio(ctx))
-    except RequestRefused as exc:
-        raise _refused(exc) from None
     _stamp_owner(value, owner)  # type: ignore[arg-type]
     return {OWNER: owner}
 
@@ -304,10 +309,8 @@ async def on_assistant_create(
     ctx: Auth.types.AuthContext, value: Auth.types.on.assistants.create.value
 ) -> Auth.types.FilterType:
     owner = owner_of(ctx)
-    try:
+    with _refusals_as_http():
         _check_assistant(value, owner, update=False)  # type: ignore[arg-type]
-    except RequestRefused as exc:
-        raise _refused(exc) from None
     _stamp_owner(value, owner)  # type: ignore[arg-type]
     return {OWNER: owner}
 
@@ -340,10 +343,8 @@ async def on_assistant_update(
 ) -> Auth.types.FilterType:
     """Updates (each a new version) and `set_latest` (choosing a version) of one's own."""
     owner = owner_of(ctx)
-    try:
+    with _refusals_as_http():
         _check_assistant(value, owner, update=True)  # type: ignore[arg-type]
-    except RequestRefused as exc:
-        raise _refused(exc) from None
     return {OWNER: owner}
 
 
@@ -376,10 +377,8 @@ async def on_cron_create(
     ctx: Auth.types.AuthContext, value: Auth.types.on.crons.create.value
 ) -> Auth.types.FilterType:
     owner = owner_of(ctx)
-    try:
+    with _refusals_as_http():
         _check_cron(value, ctx, owner, update=False)  # type: ignore[arg-type]
-    except RequestRefused as exc:
-        raise _refused(exc) from None
     _stamp_owner(value, owner)  # type: ignore[arg-type]
     return {OWNER: owner}
 
@@ -389,10 +388,8 @@ async def on_cron_update(
     ctx: Auth.types.AuthContext, value: Auth.types.on.crons.update.value
 ) -> Auth.types.FilterType:
     owner = owner_of(ctx)
-    try:
+    with _refusals_as_http():
         _check_cron(value, ctx, owner, update=True)  # type: ignore[arg-type]
-    except RequestRefused as exc:
-        raise _refused(exc) from None
     return {OWNER: owner}
 
 

@@ -26,10 +26,11 @@ from dataclasses import dataclass, fields
 from enum import StrEnum
 from typing import Any
 
-from auth.approvals_ledger import _Backend, _PostgresBackend, _SQLiteBackend, ledger_location
+from auth.approvals_ledger import ledger_location, ledger_store
 from auth.audit import AuditEvent, agent_id, note
 from auth.delegation import agent_principal, rfc3339
 from auth.fga.client import FGAClient, TupleKey
+from auth.sql_store import Schema
 
 log = logging.getLogger(__name__)
 
@@ -96,17 +97,19 @@ def authorization_details(
 
 
 _COLUMNS = tuple(f.name for f in fields(StandingApproval))
-_SCHEMA = (
-    "CREATE TABLE IF NOT EXISTS warrant_standing_approvals (id TEXT PRIMARY KEY,"
-    " user_id TEXT NOT NULL, fga_user TEXT NOT NULL, agent TEXT NOT NULL,"
-    " tool_name TEXT NOT NULL, thread_id TEXT, max_uses INTEGER NOT NULL,"
-    " used INTEGER NOT NULL DEFAULT 0, expires_at DOUBLE PRECISION NOT NULL,"
-    " status TEXT NOT NULL, created_at DOUBLE PRECISION NOT NULL,"
-    " CHECK (used >= 0 AND used <= max_uses))",
-    "CREATE TABLE IF NOT EXISTS warrant_standing_uses (user_id TEXT NOT NULL,"
-    " thread_id TEXT NOT NULL, tool_call_id TEXT NOT NULL, standing_id TEXT,"
-    " action_digest TEXT NOT NULL, status TEXT NOT NULL, at DOUBLE PRECISION NOT NULL,"
-    " PRIMARY KEY (user_id, thread_id, tool_call_id))",
+_SCHEMA = Schema.portable(
+    (
+        "CREATE TABLE IF NOT EXISTS warrant_standing_approvals (id TEXT PRIMARY KEY,"
+        " user_id TEXT NOT NULL, fga_user TEXT NOT NULL, agent TEXT NOT NULL,"
+        " tool_name TEXT NOT NULL, thread_id TEXT, max_uses INTEGER NOT NULL,"
+        " used INTEGER NOT NULL DEFAULT 0, expires_at DOUBLE PRECISION NOT NULL,"
+        " status TEXT NOT NULL, created_at DOUBLE PRECISION NOT NULL,"
+        " CHECK (used >= 0 AND used <= max_uses))",
+        "CREATE TABLE IF NOT EXISTS warrant_standing_uses (user_id TEXT NOT NULL,"
+        " thread_id TEXT NOT NULL, tool_call_id TEXT NOT NULL, standing_id TEXT,"
+        " action_digest TEXT NOT NULL, status TEXT NOT NULL, at DOUBLE PRECISION NOT NULL,"
+        " PRIMARY KEY (user_id, thread_id, tool_call_id))",
+    )
 )
 
 
@@ -131,24 +134,13 @@ class StandingApprovals:
     def __init__(
         self, location: str, fga: FGAClient | None = None, *, clock: Callable[[], float] = time.time
     ) -> None:
-        if location.startswith(("postgresql://", "postgres://")):
-            self._db: _Backend = _PostgresBackend(location)
-        else:
-            from pathlib import Path
-
-            self._db = _SQLiteBackend(Path(location))
+        self._db = ledger_store(location)
         self._fga_client = fga
         self._owns_fga = fga is None
         self._clock = clock
-        self._ready = False
-        self._lock = asyncio.Lock()
 
     async def _schema(self) -> None:
-        async with self._lock:
-            if not self._ready:
-                for statement in _SCHEMA:
-                    await self._db.execute(statement)
-                self._ready = True
+        await self._db.ensure(_SCHEMA)
 
     async def fga(self) -> FGAClient:
         """The FGA client given, or the configured one (opened on first need)."""

@@ -22,12 +22,12 @@ from rich.table import Table
 from auth.delegation import Delegation, DelegationError, delegations, grant, revoke
 from auth.errors import AuthError
 from auth.fga.errors import FGAError
+from cli.command_errors import err_console, fail, run_or_fail
 from settings import get_settings
 from vectorstore.principals import PrincipalError, fga_user
 
 T = TypeVar("T")
 console = Console()
-err_console = Console(stderr=True)
 
 _DURATION = re.compile(r"^(\d+)\s*([smhd])$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -57,11 +57,6 @@ def parse_expiry(text: str | None, now: float | None = None) -> float | None:
     return when.timestamp()
 
 
-def _fail(message: str, code: int = 1) -> typer.Exit:
-    err_console.print(f"[red]{escape(message)}[/red]", highlight=False, soft_wrap=True)
-    return typer.Exit(code=code)
-
-
 async def _who(user: str | None) -> tuple[str, str | None]:
     """The FGA user, and the provider's `sub` when it comes from your login."""
     if user is not None:
@@ -87,10 +82,7 @@ def _run(work: Callable[[Any, str, str | None], Awaitable[T]], user: str | None)
         finally:
             await fga.close()
 
-    try:
-        return asyncio.run(run())
-    except (DelegationError, PrincipalError, FGAError, AuthError, ValueError) as exc:
-        raise _fail(str(exc)) from None
+    return run_or_fail(run, (DelegationError, PrincipalError, FGAError, AuthError, ValueError))
 
 
 def _table(items: list[Delegation]) -> None:
@@ -114,7 +106,7 @@ def delegate_command(
     try:
         until = parse_expiry(expires)
     except DelegationError as exc:
-        raise _fail(str(exc), 2) from None
+        raise fail(str(exc), 2) from None
     done = _run(
         lambda fga, who, sub: grant(
             fga,

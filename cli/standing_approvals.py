@@ -24,16 +24,11 @@ from auth.standing_approvals import (
     request_standing_approval,
 )
 from cli.approvals import approvals_app
+from cli.command_errors import fail, run_or_fail
 from cli.delegation import parse_expiry
 
 T = TypeVar("T")
 console = Console()
-err_console = Console(stderr=True)
-
-
-def _fail(message: str, code: int = 1) -> typer.Exit:
-    err_console.print(f"[red]{escape(message)}[/red]", highlight=False, soft_wrap=True)
-    return typer.Exit(code=code)
 
 
 async def _me() -> tuple[str, str]:
@@ -54,10 +49,7 @@ def _run(work: Callable[[StandingApprovals, str, str], Awaitable[T]]) -> T:
         finally:
             await store.close()
 
-    try:
-        return asyncio.run(run())
-    except (StandingApprovalError, AuthError, ValueError) as exc:
-        raise _fail(str(exc)) from None
+    return run_or_fail(run, (StandingApprovalError, AuthError, ValueError))
 
 
 def standing_command(
@@ -75,7 +67,7 @@ def standing_command(
     try:
         until = parse_expiry(within)
     except ValueError as exc:
-        raise _fail(str(exc), 2) from None
+        raise fail(str(exc), 2) from None
     seconds = (until or time.time()) - time.time()
 
     async def work(store: StandingApprovals, sub: str, fga_user: str) -> Any:

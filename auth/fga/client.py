@@ -88,3 +88,17 @@ class FGAClient(Protocol):
     ) -> None: ...
 
     async def close(self) -> None: ...
+
+
+WRITE_LIMIT = 100  # tuples per write request: OpenFGA's limit, and the local client's
+
+
+async def write_in_chunks(
+    fga: FGAClient, *, writes: Sequence[TupleKey] = (), deletes: Sequence[TupleKey] = ()
+) -> None:
+    """All the deletes, then all the writes, in requests of at most `WRITE_LIMIT` tuples; each
+    request is atomic, the whole is not."""
+    for start in range(0, len(deletes), WRITE_LIMIT):
+        await fga.write(deletes=deletes[start : start + WRITE_LIMIT])
+    for start in range(0, len(writes), WRITE_LIMIT):
+        await fga.write(writes=writes[start : start + WRITE_LIMIT])

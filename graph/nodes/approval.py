@@ -215,6 +215,15 @@ def settled_message(call: ToolCall, record: ApprovalRecord) -> ToolMessage | Non
     )
 
 
+async def _settled_or(
+    ledger: ApprovalsLedger, call: ToolCall, approval_id: str, fallback: ToolMessage
+) -> ToolMessage:
+    """Someone else moved the record first: what the ledger says they did, else `fallback`."""
+    current = await ledger.get(approval_id)
+    settled = settled_message(call, current) if current is not None else None
+    return settled or fallback
+
+
 async def _settle(
     ledger: ApprovalsLedger,
     call: ToolCall,
@@ -226,9 +235,7 @@ async def _settle(
     """Move a pending record to a final state; if someone else moved it first, say what they did."""
     if await ledger.transition(record.id, to, expected=ApprovalStatus.PENDING, outcome=outcome):
         return {"messages": [message]}
-    current = await ledger.get(record.id)
-    settled = settled_message(call, current) if current is not None else None
-    return {"messages": [settled or message]}
+    return {"messages": [await _settled_or(ledger, call, record.id, message)]}
 
 
 def _subject(
@@ -333,9 +340,8 @@ async def _run_approved(
     if not await ledger.transition(
         record.id, ApprovalStatus.APPROVED, expected=ApprovalStatus.PENDING
     ) or not await ledger.claim_execution(record.id):
-        current = await ledger.get(record.id)
-        settled = settled_message(call, current) if current is not None else None
-        return {"messages": [settled or error_message(call, "This approval was already used.")]}
+        used = error_message(call, "This approval was already used.")
+        return {"messages": [await _settled_or(ledger, call, record.id, used)]}
     run_runtime = _runtime_with(runtime, user, _subject(user, runtime, granted))
     action = ApprovedAction(marker=approval_marker(record.id), created_after=record.created_at)
     try:
@@ -486,9 +492,7 @@ async def _recover(
             outcome="not run: cut off after the approval",
         ):
             return error_message(call, text)
-        current = await ledger.get(record.id)
-        settled = settled_message(call, current) if current is not None else None
-        return settled or error_message(call, text)
+        return await _settled_or(ledger, call, record.id, error_message(call, text))
     action = ApprovedAction(marker=approval_marker(record.id), created_after=record.created_at)
     cause = "the run that was carrying it out was cut off"
     return await _reconcile(ledger, record, tool, call, user, runtime, action, cause)

@@ -16,6 +16,7 @@ from auth.approvals_ledger import ApprovalRecord, ApprovalStatus
 from graph.callbacks import CALLBACK_PATH, routes
 from graph.resumer import ResumeResult, set_resumer
 from settings import get_settings
+from tests.approvals.pending import pending_approval
 
 
 class RecordingResumer:
@@ -50,20 +51,13 @@ async def env(tmp_path) -> AsyncIterator[tuple[httpx.AsyncClient, RecordingResum
 
 async def _pending(auth_req_id: str | None = None) -> ApprovalRecord:
     ledger = await get_ledger()
-    record, fresh = await ledger.reserve(
+    return await pending_approval(
+        ledger,
         user_id="auth0|alice",
         thread_id=f"t-{uuid.uuid4().hex[:6]}",
         tool_call_id="call_1",
-        tool_name="create_public_gist",
-        action_digest="d" * 64,
         binding_message="Create public gist a.md #dddddd",
-    )
-    assert fresh
-    return await ledger.attach_request(
-        record.id,
         auth_req_id=auth_req_id or uuid.uuid4().hex,
-        expires_at=time.time() + 300,
-        interval=5,
     )
 
 

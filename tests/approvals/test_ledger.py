@@ -17,24 +17,13 @@ from auth.approvals_ledger import (
     LedgerError,
     action_digest,
 )
-
-POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
-
-
-def _postgres_reachable() -> bool:
-    try:
-        import psycopg
-
-        with psycopg.connect(POSTGRES_URL, connect_timeout=2):
-            return True
-    except Exception:
-        return False
+from tests.approvals.postgres import POSTGRES_URL, postgres_reachable
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
 async def ledger(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[ApprovalsLedger]:
     if request.param == "postgres":
-        if not _postgres_reachable():
+        if not postgres_reachable():
             pytest.skip(f"no PostgreSQL reachable at {POSTGRES_URL}")
         book = ApprovalsLedger(POSTGRES_URL)
     else:

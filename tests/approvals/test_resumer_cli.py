@@ -15,6 +15,7 @@ from cli.main import app
 from graph.callbacks import routes
 from graph.resumer import ResumeResult, set_resumer
 from settings import get_settings
+from tests.approvals.pending import pending_approval
 from tests.token_vault.helpers import serve
 
 
@@ -30,16 +31,15 @@ class Recorder:
 async def _seed() -> None:
     ledger = await get_ledger()
     for name, interval in (("due", 0.0), ("later", 60.0)):
-        record, _ = await ledger.reserve(
+        await pending_approval(
+            ledger,
             user_id="auth0|alice",
             thread_id=f"t-{name}",
             tool_call_id="c1",
-            tool_name="create_public_gist",
-            action_digest="f" * 64,
             binding_message=f"Create public gist {name}.md",
-        )
-        await ledger.attach_request(
-            record.id, auth_req_id=f"req-{name}", expires_at=time.time() + 300, interval=interval
+            digest="f" * 64,
+            auth_req_id=f"req-{name}",
+            interval=interval,
         )
     await close_all()
 

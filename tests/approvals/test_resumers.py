@@ -27,6 +27,7 @@ from tests.approvals.conftest import (
     tool_results,
     until_due,
 )
+from tests.approvals.pending import pending_approval
 
 
 class ProcessDied(BaseException):
@@ -179,16 +180,8 @@ async def test_the_poller_keeps_waiting_threads_waiting_and_closes_gone_ones(
 
 async def test_callback_resumer_knocks_on_the_servers_callback(world) -> None:
     ledger = await get_ledger()
-    record, _ = await ledger.reserve(
-        user_id=world.sub,
-        thread_id="t-cb",
-        tool_call_id="c1",
-        tool_name="create_public_gist",
-        action_digest="e" * 64,
-        binding_message="Create public gist x.md",
-    )
-    record = await ledger.attach_request(
-        record.id, auth_req_id="cb-" + record.id, expires_at=time.time() + 60, interval=1
+    record = await pending_approval(
+        ledger, user_id=world.sub, thread_id="t-cb", tool_call_id="c1", digest="e" * 64, interval=1
     )
     woken: list[str] = []
 

@@ -9,7 +9,7 @@ import sqlite3
 import pytest
 from typer.testing import CliRunner
 
-from auth.audit import AuditEvent, AuditLog, SecretInRecord, verify_chain
+from auth.audit import AuditEvent, AuditLog, SecretInRecord, VerifyResult, verify_chain
 from cli.main import app
 from settings import get_settings
 
@@ -48,6 +48,17 @@ def _tamper(db, *statements: str) -> None:
     conn.close()
 
 
+async def _verify_tampered(db, *statements: str) -> VerifyResult:
+    """Fill a log, tamper with it as `_tamper` does, and verify it afresh."""
+    await (await _fill(db)).close()
+    _tamper(db, *statements)
+    log = AuditLog(db)
+    try:
+        return await log.verify()
+    finally:
+        await log.close()
+
+
 async def test_chain_verifies_and_records_read_back_in_order(db):
     log = await _fill(db)
     result = await log.verify()
@@ -72,12 +83,10 @@ async def test_database_refuses_update_and_delete(db):
 
 
 async def test_a_changed_record_is_detected(db):
-    await (await _fill(db)).close()
-    _tamper(db, "UPDATE warrant_audit SET outcome = 'refused' WHERE seq = 2")
-    log = AuditLog(db)
-    result = await log.verify()
+    result = await _verify_tampered(
+        db, "UPDATE warrant_audit SET outcome = 'refused' WHERE seq = 2"
+    )
     assert not result.ok and result.bad_seq == 2 and "changed" in result.problem
-    await log.close()
 
 
 async def test_a_changed_record_with_a_recomputed_hash_breaks_the_next_link(db):
@@ -102,39 +111,27 @@ async def test_a_changed_record_with_a_recomputed_hash_breaks_the_next_link(db):
 
 
 async def test_a_removed_record_is_detected(db):
-    await (await _fill(db)).close()
-    _tamper(db, "DELETE FROM warrant_audit WHERE seq = 2")
-    log = AuditLog(db)
-    result = await log.verify()
+    result = await _verify_tampered(db, "DELETE FROM warrant_audit WHERE seq = 2")
     assert not result.ok and "missing" in result.problem
-    await log.close()
 
 
 async def test_removed_and_renumbered_records_are_detected(db):
-    await (await _fill(db)).close()
-    _tamper(
+    result = await _verify_tampered(
         db,
         "DELETE FROM warrant_audit WHERE seq = 2",
         "UPDATE warrant_audit SET seq = seq - 1 WHERE seq > 2",
     )
-    log = AuditLog(db)
-    result = await log.verify()
     assert not result.ok and result.bad_seq == 2
-    await log.close()
 
 
 async def test_reordered_records_are_detected(db):
-    await (await _fill(db)).close()
-    _tamper(
+    result = await _verify_tampered(
         db,
         "UPDATE warrant_audit SET seq = 100 WHERE seq = 2",
         "UPDATE warrant_audit SET seq = 2 WHERE seq = 3",
         "UPDATE warrant_audit SET seq = 3 WHERE seq = 100",
     )
-    log = AuditLog(db)
-    result = await log.verify()
     assert not result.ok and result.bad_seq == 2
-    await log.close()
 
 
 async def test_cut_off_tail_is_caught_by_an_anchored_head(db):
@@ -150,12 +147,8 @@ async def test_cut_off_tail_is_caught_by_an_anchored_head(db):
 
 
 async def test_unreadable_row_is_reported_not_raised(db):
-    await (await _fill(db)).close()
-    _tamper(db, "UPDATE warrant_audit SET event = 'nonsense' WHERE seq = 3")
-    log = AuditLog(db)
-    result = await log.verify()
+    result = await _verify_tampered(db, "UPDATE warrant_audit SET event = 'nonsense' WHERE seq = 3")
     assert not result.ok and result.bad_seq == 3
-    await log.close()
 
 
 @pytest.mark.parametrize(

@@ -9,21 +9,20 @@ import pytest
 
 from auth.approvals_claims import ApprovalClaims
 from auth.approvals_ledger import ApprovalsLedger
+from tests.approvals.pending import pending_approval
 
 
 async def _seed(ledger: ApprovalsLedger, n: int = 3) -> list[str]:
     ids = []
     for i in range(n):
-        record, _ = await ledger.reserve(
+        record = await pending_approval(
+            ledger,
             user_id=f"user-{i}",
             thread_id=f"thread-{i}",
-            tool_call_id="call-1",
-            tool_name="create_public_gist",
-            action_digest="a" * 64,
             binding_message=f"Create public gist {i}.md",
-        )
-        await ledger.attach_request(
-            record.id, auth_req_id=f"req-{record.id}", expires_at=9e9, interval=0.0
+            digest="a" * 64,
+            expires_at=9e9,
+            interval=0.0,
         )
         ids.append(record.id)
     return ids

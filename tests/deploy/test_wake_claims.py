@@ -9,19 +9,15 @@ import time
 
 from auth.approvals_ledger import ApprovalRecord, ApprovalsLedger
 from graph.resumer import ApprovalPoller, ResumeResult, wake
+from tests.approvals.pending import pending_approval
 
 
 async def _pending(ledger: ApprovalsLedger, name: str) -> ApprovalRecord:
-    record, _ = await ledger.reserve(
-        user_id="user-1",
+    return await pending_approval(
+        ledger,
         thread_id=f"thread-{name}",
-        tool_call_id="call-1",
-        tool_name="create_public_gist",
-        action_digest="c" * 64,
         binding_message=f"Create public gist {name}.md",
-    )
-    return await ledger.attach_request(
-        record.id, auth_req_id=f"req-{record.id}", expires_at=time.time() + 300, interval=5.0
+        digest="c" * 64,
     )
 
 

@@ -8,7 +8,8 @@ served over HTTP, and each must fail closed with `ProviderUnavailable`.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
@@ -57,6 +58,17 @@ def fake_openfga(
     )
 
 
+@asynccontextmanager
+async def openfga_over(app: Starlette) -> AsyncIterator[OpenFGA]:
+    """An OpenFGA client (no retries) talking to `app`, served on a local port."""
+    with ServerThread(app) as srv:
+        fga = OpenFGA(srv.url, STORE, max_retries=0)
+        try:
+            yield fga
+        finally:
+            await fga.close()
+
+
 def with_allowed(value: Any) -> dict[str, Any]:
     return {"resolution": ""} if value is MISSING else {"allowed": value, "resolution": ""}
 
@@ -65,27 +77,19 @@ def with_allowed(value: Any) -> dict[str, Any]:
     "value", WRONG_DECISIONS, ids=lambda v: "missing" if v is MISSING else repr(v)
 )
 async def test_check_with_a_decision_that_is_not_a_json_boolean_fails_closed(value: Any) -> None:
-    with ServerThread(fake_openfga(check=lambda _: with_allowed(value))) as srv:
-        fga = OpenFGA(srv.url, STORE, max_retries=0)
-        try:
-            with pytest.raises(ProviderUnavailable) as e:
-                await fga.check("user:anne", "viewer", "doc:1")
-            assert "not OpenFGA's" in str(e.value)
-        finally:
-            await fga.close()
+    async with openfga_over(fake_openfga(check=lambda _: with_allowed(value))) as fga:
+        with pytest.raises(ProviderUnavailable) as e:
+            await fga.check("user:anne", "viewer", "doc:1")
+        assert "not OpenFGA's" in str(e.value)
 
 
 @pytest.mark.parametrize(
     "body", [b'"allowed"', b"[true]", b"true", b"null", b"", b"{not json"], ids=repr
 )
 async def test_check_answer_that_is_not_a_json_object_fails_closed(body: bytes) -> None:
-    with ServerThread(fake_openfga(check=lambda _: body)) as srv:
-        fga = OpenFGA(srv.url, STORE, max_retries=0)
-        try:
-            with pytest.raises(ProviderUnavailable):
-                await fga.check("user:anne", "viewer", "doc:1")
-        finally:
-            await fga.close()
+    async with openfga_over(fake_openfga(check=lambda _: body)) as fga:
+        with pytest.raises(ProviderUnavailable):
+            await fga.check("user:anne", "viewer", "doc:1")
 
 
 async def test_json_booleans_still_decide() -> None:
@@ -103,18 +107,14 @@ async def test_json_booleans_still_decide() -> None:
         }
 
     app = fake_openfga(check=check, batch=batch, objects=lambda _: {"objects": ["doc:yes"]})
-    with ServerThread(app) as srv:
-        fga = OpenFGA(srv.url, STORE, max_retries=0)
-        try:
-            assert await fga.check("user:anne", "viewer", "doc:yes") is True
-            assert await fga.check("user:anne", "viewer", "doc:no") is False
-            results = await fga.batch_check(
-                [CheckRequest("user:anne", "viewer", o) for o in ("doc:no", "doc:yes")]
-            )
-            assert [(r.allowed, r.error) for r in results] == [(False, None), (True, None)]
-            assert await fga.list_objects("user:anne", "viewer", "doc") == ["doc:yes"]
-        finally:
-            await fga.close()
+    async with openfga_over(app) as fga:
+        assert await fga.check("user:anne", "viewer", "doc:yes") is True
+        assert await fga.check("user:anne", "viewer", "doc:no") is False
+        results = await fga.batch_check(
+            [CheckRequest("user:anne", "viewer", o) for o in ("doc:no", "doc:yes")]
+        )
+        assert [(r.allowed, r.error) for r in results] == [(False, None), (True, None)]
+        assert await fga.list_objects("user:anne", "viewer", "doc") == ["doc:yes"]
 
 
 def _batch_answer(item: Callable[[], Any]) -> Callable[[dict[str, Any]], Any]:
@@ -135,13 +135,9 @@ def _batch_answer(item: Callable[[], Any]) -> Callable[[dict[str, Any]], Any]:
     ],
 )
 async def test_batch_check_with_answers_of_the_wrong_type_fails_closed(answer: Any) -> None:
-    with ServerThread(fake_openfga(batch=answer)) as srv:
-        fga = OpenFGA(srv.url, STORE, max_retries=0)
-        try:
-            with pytest.raises(ProviderUnavailable):
-                await fga.batch_check([CheckRequest("user:anne", "viewer", "doc:1")])
-        finally:
-            await fga.close()
+    async with openfga_over(fake_openfga(batch=answer)) as fga:
+        with pytest.raises(ProviderUnavailable):
+            await fga.batch_check([CheckRequest("user:anne", "viewer", "doc:1")])
 
 
 @pytest.mark.parametrize(
@@ -161,13 +157,9 @@ async def test_batch_check_with_answers_of_the_wrong_type_fails_closed(answer: A
     ids=repr,
 )
 async def test_list_objects_with_answers_of_the_wrong_type_fails_closed(answer: Any) -> None:
-    with ServerThread(fake_openfga(objects=lambda _: answer)) as srv:
-        fga = OpenFGA(srv.url, STORE, max_retries=0)
-        try:
-            with pytest.raises(ProviderUnavailable):
-                await fga.list_objects("user:anne", "viewer", "doc")
-        finally:
-            await fga.close()
+    async with openfga_over(fake_openfga(objects=lambda _: answer)) as fga:
+        with pytest.raises(ProviderUnavailable):
+            await fga.list_objects("user:anne", "viewer", "doc")
 
 
 class TwoDocuments:
@@ -189,13 +181,9 @@ async def test_retriever_over_an_openfga_answering_string_false_returns_nothing(
         batch=_batch_answer(lambda: {"allowed": "false"}),
         objects=lambda _: {"objects": ["doc:other"]},
     )
-    with ServerThread(app) as srv:
-        fga = OpenFGA(srv.url, STORE, max_retries=0)
-        try:
-            retriever = FGARetriever(
-                user="user:anne@example.com", fga=fga, store=TwoDocuments(), k=2, list_limit=1
-            )
-            with pytest.raises(ProviderUnavailable):
-                await retriever.search("pay")
-        finally:
-            await fga.close()
+    async with openfga_over(app) as fga:
+        retriever = FGARetriever(
+            user="user:anne@example.com", fga=fga, store=TwoDocuments(), k=2, list_limit=1
+        )
+        with pytest.raises(ProviderUnavailable):
+            await retriever.search("pay")
