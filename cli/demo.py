@@ -21,16 +21,6 @@ from settings import Settings, get_settings
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 LANGGRAPH_PORT = 2024
-# `langgraph dev` offline: no analytics, no version check, no tracing (DESIGN.md, offline env)
-OFFLINE_ENV = {
-    "LANGGRAPH_CLI_NO_ANALYTICS": "1",
-    "LANGGRAPH_NO_VERSION_CHECK": "true",
-    "LANGSMITH_TRACING": "false",
-    "LANGCHAIN_TRACING_V2": "false",
-    "HF_HUB_OFFLINE": "1",
-    "TRANSFORMERS_OFFLINE": "1",
-    "ANONYMIZED_TELEMETRY": "False",
-}
 
 
 def _configure_logging(verbose: bool) -> None:
@@ -115,19 +105,11 @@ def langgraph_config(explicit: Path | None = None) -> Path:
 
 
 def langgraph_command(config: Path, port: int) -> list[str]:
-    """`langgraph dev` on loopback, no browser, from this environment's own installation."""
-    local = Path(sys.executable).with_name("langgraph")
-    return [
-        str(local) if local.exists() else "langgraph",
-        "dev",
-        "--no-browser",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--config",
-        str(config),
-    ]
+    """`langgraph dev` on loopback, no browser, from this environment's own installation;
+    with reload, as a developer wants it."""
+    from devstack.demo.langgraph_dev import langgraph_dev_command
+
+    return langgraph_dev_command(port, reload=True, config=config)
 
 
 def callback_url(port: int) -> str | None:
@@ -154,6 +136,8 @@ def dev_settings(settings: Settings, port: int, delivery: str) -> Settings:
 
 def server_environment(stack_env: dict[str, str], settings: Settings) -> dict[str, str]:
     """The environment of `langgraph dev`: this one, the devstack's WARRANT_* and offline flags."""
+    from devstack.demo.langgraph_dev import OFFLINE_ENV
+
     env = {**os.environ, **stack_env, **OFFLINE_ENV}
     env["WARRANT_CIBA_DELIVERY_MODE"] = settings.ciba_delivery_mode
     if settings.ciba_notification_endpoint:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import tempfile
 import time
 import uuid
@@ -33,23 +32,18 @@ from devstack.demo.gist_approval import (
     _replay_ping,
     missing_modules,
 )
-from devstack.demo.langgraph_dev import LangGraphDev, LangGraphDevError, free_port
+from devstack.demo.langgraph_dev import (
+    LOGGED_OFFLINE_ENV,
+    LangGraphDev,
+    LangGraphDevError,
+    free_port,
+    inherited_environment,
+)
 from devstack.demo.report import DemoReport, StepResult, scrub
 from devstack.demo.runner import EMBEDDED, STEP_TIMEOUT_SECONDS, Step, _release, run_step
 from devstack.demo.world import DemoError, DemoWorld, interrupts, last_answer
 from settings import Settings, get_settings
 
-# `langgraph dev` offline: no analytics, version check, tracing or model download
-OFFLINE_ENV = {
-    "LANGGRAPH_CLI_NO_ANALYTICS": "1",
-    "LANGGRAPH_NO_VERSION_CHECK": "true",
-    "LANGSMITH_TRACING": "false",
-    "LANGCHAIN_TRACING_V2": "false",
-    "HF_HUB_OFFLINE": "1",
-    "TRANSFORMERS_OFFLINE": "1",
-    "ANONYMIZED_TELEMETRY": "False",
-    "PYTHONUNBUFFERED": "1",
-}
 # Of the caller's WARRANT_* settings, the server keeps only what a chosen model needs.
 KEPT_SETTINGS = ("WARRANT_OPENAI_API_KEY", "WARRANT_OPENAI_BASE_URL")
 
@@ -64,7 +58,7 @@ class ServedWorld(DemoWorld):
     with the user's bearer token; states come back from the server's API."""
 
     def __init__(self, stack: Any, settings: Settings, server: LangGraphDev) -> None:
-        super().__init__(stack, settings, _ServedGraph(self), server.cwd / ".langgraph_api")
+        super().__init__(stack, settings, _ServedGraph(self), server.data_dir)
         self.server = server
         self._owners: dict[str, str] = {}  # thread id -> who created it
         self._states: list[bytes] = []  # every thread state the server returned, as JSON
@@ -272,14 +266,9 @@ def served_steps() -> list[tuple[str, Step]]:
 def server_environment(stack: Any, settings: Settings) -> dict[str, str]:
     """`langgraph dev`'s environment: no WARRANT_* of the caller's (but a model's key), the
     devstack's, the demo's embedded parts and data folder, ping delivery to its route."""
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if (not k.startswith(("WARRANT_", "LANGSMITH_", "LANGCHAIN_")) or k in KEPT_SETTINGS)
-        and k != "LANGGRAPH_API_KEY"
-    }
+    env = inherited_environment(keep=KEPT_SETTINGS)
     env.update(stack.env())
-    env.update(OFFLINE_ENV)
+    env.update(LOGGED_OFFLINE_ENV)
     env.update(
         {
             "WARRANT_DATA_DIR": str(settings.data_dir.absolute()),
