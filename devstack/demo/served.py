@@ -14,24 +14,15 @@ import asyncio
 import json
 import tempfile
 import time
-import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from langchain_core.messages import BaseMessage, ToolMessage, messages_from_dict
+from langchain_core.messages import BaseMessage, messages_from_dict
 from langgraph.types import Command, Interrupt
 
-from devstack.demo.gist_approval import (
-    GIST_TOOL,
-    SETTLE_SECONDS,
-    _ask_for_gist,
-    _decide,
-    _gists_of,
-    _replay_ping,
-    missing_modules,
-)
+from devstack.demo.gist_approval import SETTLE_SECONDS, approve_replay_deny, missing_modules
 from devstack.demo.langgraph_dev import (
     LOGGED_OFFLINE_ENV,
     LangGraphDev,
@@ -41,7 +32,7 @@ from devstack.demo.langgraph_dev import (
 )
 from devstack.demo.report import DemoReport, StepResult, scrub
 from devstack.demo.runner import EMBEDDED, STEP_TIMEOUT_SECONDS, Step, _release, run_step
-from devstack.demo.world import DemoError, DemoWorld, interrupts, last_answer
+from devstack.demo.world import DemoError, DemoWorld
 from settings import Settings, get_settings
 
 # Of the caller's WARRANT_* settings, the server keeps only what a chosen model needs.
@@ -140,37 +131,6 @@ class _ServedGraph:
         return await self._world.state(str(config["configurable"]["thread_id"]))
 
 
-async def documents_step(world: DemoWorld) -> str:
-    """The documents step against the server: the corpus ingested by another process while the
-    server runs (it reopens its store), then alice's, bob's, shared and public questions."""
-    from vectorstore.demo import DemoIngestError, ingest_demo_corpus_elsewhere
-    from vectorstore.demo import documents_step as check_documents
-
-    try:
-        outcomes = await ingest_demo_corpus_elsewhere(world.settings)
-    except DemoIngestError as exc:
-        raise DemoError(str(exc)) from None
-
-    async def ask(who: str, question: str) -> str:
-        return await world.answer(who, question, "documents")
-
-    ok, detail = await check_documents(ask)
-    if not ok:
-        raise DemoError(detail)
-    scanned = await world.assert_no_token_in_chroma()
-    return (
-        f"{len(outcomes)} documents ingested with their FGA tuples; {detail}; "
-        f"none of {len(world.secrets)} tokens in {scanned} Chroma bytes"
-    )
-
-
-def _tool_message(values: dict[str, Any]) -> ToolMessage | None:
-    found = [
-        m for m in values.get("messages", []) if isinstance(m, ToolMessage) and m.name == GIST_TOOL
-    ]
-    return found[-1] if found else None
-
-
 async def _settled(world: ServedWorld, config: dict[str, Any]) -> Any:
     """Wait until the server resumed the thread on the ping and finished: its final state."""
     thread_id = str(config["configurable"]["thread_id"])
@@ -196,56 +156,23 @@ async def gist_approval_step(world: DemoWorld) -> str:
     if missing:
         raise DemoError("not available: missing " + ", ".join(missing))
     url = str(world.settings.ciba_notification_endpoint)
-    ciba = world.stack.provider.extensions["ciba"]
-    marker = uuid.uuid4().hex[:12]
 
-    config, payload = await _ask_for_gist(world, f"Approved by alice {marker}", "ok.md")
-    if await _gists_of(world, "alice", marker):
-        raise DemoError("a Gist existed before alice approved it")
-    record = await _decide(world, payload, approve=True)
-    state = await _settled(world, config)
-    if ciba.stats(record.id)["pings"] < 1:
-        raise DemoError("the provider's ping did not reach the server's callback")
-    message = _tool_message(state.values)
-    if message is None or message.status == "error":
-        text = message.content if message else "no tool result"
-        raise DemoError(f"the approved Gist was not created: {text}")
-    gists = await _gists_of(world, "alice", f"Approved by alice {marker}")
-    if len(gists) != 1 or not gists[0].get("public"):
-        raise DemoError(f"expected exactly one public Gist, found {len(gists)}")
-    if gists[0]["id"] not in str(message.content):
-        raise DemoError("the Gist the agent reported is not the one GitHub holds")
+    async def settle(config: dict[str, Any], _: int) -> Any:
+        return await _settled(world, config)
 
-    replay = await _replay_ping(url, str(payload["approval_id"]))
-    if replay != 204:
-        raise DemoError(f"the replayed ping was not accepted (HTTP {replay})")
-    forged = await world.run("alice", Command(resume="approved"), config)
-    await _settled(world, config)  # anything the replay could have started has finished
-    if len(await _gists_of(world, "alice", f"Approved by alice {marker}")) != 1:
-        raise DemoError("a replayed ping or a forged resume made a second Gist")
-    if interrupts(forged):
-        raise DemoError("a finished thread paused again after a forged resume")
+    async def quiesce(config: dict[str, Any]) -> None:
+        await _settled(world, config)  # anything the replay could have started has finished
 
-    denied_text = f"Denied by alice {marker}"
-    config2, payload2 = await _ask_for_gist(world, denied_text, "no.md")
-    await _decide(world, payload2, approve=False)
-    state2 = await _settled(world, config2)
-    denied = _tool_message(state2.values)
-    answer = last_answer(state2.values)
-    if denied is None or denied.status != "error":
-        raise DemoError("the denied request did not end with a refusal")
-    if "nothing was done" not in answer.lower() or "denied" not in answer.lower():
-        raise DemoError(f"the agent did not say it did nothing: {answer[:200]}")
-    if await _gists_of(world, "alice", denied_text):
-        raise DemoError("a Gist was created although alice denied it")
-
+    payload, gist, replay = await approve_replay_deny(
+        world, url, settle=settle, quiesce=quiesce, receiver="server's"
+    )
     stored = world.checkpoint_bytes()
     if any(secret.encode() in stored for secret in world.secrets):
         raise DemoError("a token was found in what the server stored")
     return (
         f"paused with approval_pending ('{payload['binding_message']}'); alice approved at her "
         f"authenticator; the provider's ping to the server's /{url.split('/', 3)[-1]} resumed "
-        f"the thread and exactly one public Gist exists ({gists[0]['id'][:8]}); a replayed ping "
+        f"the thread and exactly one public Gist exists ({gist['id'][:8]}); a replayed ping "
         f"(HTTP {replay}) and a forged resume made no second; a second request alice denied "
         "ended with the agent saying nothing was done, and no Gist"
     )
@@ -253,7 +180,7 @@ async def gist_approval_step(world: DemoWorld) -> str:
 
 def served_steps() -> list[tuple[str, Step]]:
     """The demo's steps as the server runs them (the same names as `warrant demo`'s)."""
-    from devstack.demo.steps import github_search_step, login_step
+    from devstack.demo.steps import documents_step, github_search_step, login_step
 
     return [
         ("login", login_step),
