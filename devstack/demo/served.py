@@ -44,6 +44,15 @@ def _messages(raw: Sequence[Any]) -> list[BaseMessage]:
     return messages_from_dict([{"type": m.get("type"), "data": m} for m in raw])
 
 
+def thread_interrupts(raw: dict[str, Any]) -> list[dict[str, Any]]:
+    """The interrupts of a thread state from the server's API."""
+    pending = list(raw.get("interrupts") or [])
+    if not pending:  # older servers list them per task only
+        for task in raw.get("tasks") or []:
+            pending.extend(task.get("interrupts") or [])
+    return pending
+
+
 class ServedWorld(DemoWorld):
     """The demo world with the graph behind `langgraph dev`: runs go through `langgraph_sdk`
     with the user's bearer token; states come back from the server's API."""
@@ -95,10 +104,7 @@ class ServedWorld(DemoWorld):
         self._states.append(json.dumps(raw, default=str).encode())
         values = dict(raw.get("values") or {})
         values["messages"] = _messages(values.get("messages") or [])
-        pending = list(raw.get("interrupts") or [])
-        if not pending:  # older servers list them per task only
-            for task in raw.get("tasks") or []:
-                pending.extend(task.get("interrupts") or [])
+        pending = thread_interrupts(raw)
         return SimpleNamespace(
             values=values,
             next=tuple(raw.get("next") or ()),

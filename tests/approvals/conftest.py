@@ -112,13 +112,7 @@ async def world(devstack, alice_tokens, tmp_path) -> AsyncIterator[World]:
         vault = get_token_vault()
         vault.clear()
         password = settings.alice_password.get_secret_value()
-        await connect_in_browser(
-            vault.connect_url("github", ["gist"]),
-            email="alice@example.com",
-            password=password,
-            github_login="alice",
-            github_password=password,
-        )
+        await connect_alice_to_github(password)
         ctx = Context(
             user_id=sub, user_email="alice@example.com", subject_token=alice_tokens.access_token
         )
@@ -134,6 +128,18 @@ async def world(devstack, alice_tokens, tmp_path) -> AsyncIterator[World]:
             set_resumer(None)
             auth.credentials.credential_store().clear()
             await close_all()
+
+
+async def connect_alice_to_github(password: str) -> None:
+    """Alice connects her GitHub account (`gist` scope) at Token Vault's connect URL, as she
+    would in a browser."""
+    await connect_in_browser(
+        get_token_vault().connect_url("github", ["gist"]),
+        email="alice@example.com",
+        password=password,
+        github_login="alice",
+        github_password=password,
+    )
 
 
 @contextlib.asynccontextmanager

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +21,15 @@ from devstack.demo.langgraph_dev import (
     inherited_environment,
     start_langgraph_dev,
 )
+from devstack.demo.served import thread_interrupts
 
 REPO = PROJECT_ROOT
 LangGraphServer = LangGraphDev  # the name the server tests know it by
+
+
+def interrupt_values(state: dict[str, Any]) -> list[dict[str, Any]]:
+    """The values of the interrupts a thread state from the server's API holds."""
+    return [i.get("value", i) for i in thread_interrupts(state)]
 
 
 @contextlib.contextmanager
@@ -47,7 +54,9 @@ def run_langgraph_dev(
     env.update({"WARRANT_DATA_DIR": str(cwd / "warrant-data"), "WARRANT_MODEL": "offline"})
     env.update(extra_env or {})
     try:
-        server = asyncio.run(start_langgraph_dev(cwd, env, free_port()))
+        # on a thread of its own: some callers are coroutines, inside a running event loop
+        with ThreadPoolExecutor(1) as pool:
+            server = pool.submit(asyncio.run, start_langgraph_dev(cwd, env, free_port())).result()
     except LangGraphDevError as exc:
         log = (cwd / "server.log").read_text(errors="replace")[-4000:]
         pytest.fail(f"{exc}\n{log}")

@@ -18,9 +18,9 @@ import pytest
 from langgraph_sdk import get_client
 
 from auth.token_vault import get_token_vault
-from devstack.identity.connected_accounts import connect_in_browser
 from devstack.identity.users import subject_for
-from tests.approvals.conftest import World
+from tests.approvals.conftest import World, connect_alice_to_github
+from tests.server.conftest import interrupt_values
 
 pytestmark = pytest.mark.server
 
@@ -207,14 +207,6 @@ async def test_run_and_cron_config_and_context_follow_the_same_rules(alice, alic
 # 3. run input -------------------------------------------------------------------------------
 
 
-def _interrupts(state: dict) -> list[dict]:
-    found = list(state.get("interrupts") or [])
-    if not found:  # older servers list them per task only
-        for task in state.get("tasks") or []:
-            found.extend(task.get("interrupts") or [])
-    return [i.get("value", i) for i in found]
-
-
 @pytest.fixture
 async def pending_gist(langgraph_server, devstack, use_devstack, alice, alice_tokens):
     """Alice (connected to GitHub) asked for a gist; the thread waits for her approval."""
@@ -223,13 +215,7 @@ async def pending_gist(langgraph_server, devstack, use_devstack, alice, alice_to
     ciba.interval = 1
     vault = get_token_vault()
     password = use_devstack.alice_password.get_secret_value()
-    await connect_in_browser(
-        vault.connect_url("github", ["gist"]),
-        email="alice@example.com",
-        password=password,
-        github_login="alice",
-        github_password=password,
-    )
+    await connect_alice_to_github(password)
     world = World(devstack, use_devstack, ALICE, None, f"rules-{uuid.uuid4().hex}")
     try:
         thread = await alice.threads.create()
@@ -237,7 +223,7 @@ async def pending_gist(langgraph_server, devstack, use_devstack, alice, alice_to
         ask = world.ask(f"rules-{uuid.uuid4().hex[:6]}.md")["messages"][0][1]
         await alice.runs.wait(tid, "agent", input={"messages": [{"role": "user", "content": ask}]})
         state = await alice.threads.get_state(tid)
-        [pending] = _interrupts(state)
+        [pending] = interrupt_values(state)
         assert pending["type"] == "approval_pending"
         yield world, tid, state, pending
     finally:
@@ -255,7 +241,7 @@ async def _approve_and_finish(alice, world: World, tid: str, pending: dict) -> d
     while time.monotonic() < deadline:
         thread = await alice.threads.get(tid)
         state = await alice.threads.get_state(tid)
-        if thread["status"] == "idle" and not _interrupts(state):
+        if thread["status"] == "idle" and not interrupt_values(state):
             return state
         if thread["status"] == "interrupted":
             await _answer(alice.runs.wait(tid, "agent", command={"resume": "approved"}))
