@@ -276,25 +276,6 @@ class Balancer:
         return Starlette(routes=[Route("/warrant/ciba/callback", forward, methods=["POST"])])
 
 
-@contextlib.asynccontextmanager
-async def serve_in_loop(app: Any) -> AsyncIterator[str]:
-    import uvicorn
-
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off")
-    )
-    task = asyncio.create_task(server.serve())
-    while not (server.started and server.servers):
-        if task.done():
-            task.result()
-        await asyncio.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        await task
-
-
 # ------------------------------------------------------------------ users
 
 
@@ -385,6 +366,7 @@ async def scenario(
 ) -> dict[str, Any]:
     """Ask, approve, (kill and restart), and count; see the module docstring."""
     from auth.approvals_ledger import ApprovalsLedger, ApprovalStatus
+    from devstack.serving import serving
 
     rng = random.Random(seed)
     ciba = stack.provider.extensions["ciba"]
@@ -395,7 +377,7 @@ async def scenario(
     restart: asyncio.Task | None = None
     killed_at = restarted_after = None
     try:
-        async with serve_in_loop(balancer.app()) as lb_url:
+        async with serving(balancer.app(), name="the load balancer") as lb_url:
             ciba.set_delivery(agent_id, "ping", lb_url + "/warrant/ciba/callback")
             gate = asyncio.Semaphore(ask_concurrency)
             started = time.monotonic()
