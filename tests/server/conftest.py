@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import Iterator
+from collections.abc import Awaitable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
+from langgraph_sdk import get_client
 
 from devstack.demo.langgraph_dev import (
     LOGGED_OFFLINE_ENV,
@@ -25,6 +27,28 @@ from devstack.demo.served import thread_interrupts
 
 REPO = PROJECT_ROOT
 LangGraphServer = LangGraphDev  # the name the server tests know it by
+HELLO = {"messages": [{"role": "user", "content": "hello"}]}
+
+
+def server_client(server: LangGraphServer, token: str | None = None, **headers: str) -> Any:
+    """An SDK client for `server`, with `token` as bearer token (none: anonymous)."""
+    if token is not None:
+        headers["Authorization"] = f"Bearer {token}"
+    return get_client(url=server.url, api_key=None, headers=headers)
+
+
+async def http_answer(awaitable: Awaitable[Any]) -> tuple[int, str]:
+    """The HTTP status and body of an SDK call: 200 and nothing when it succeeds."""
+    try:
+        await awaitable
+    except httpx.HTTPStatusError as exc:
+        return exc.response.status_code, exc.response.text
+    return 200, ""
+
+
+async def http_status(awaitable: Awaitable[Any]) -> int:
+    """The HTTP status of an SDK call (200 when it succeeds)."""
+    return (await http_answer(awaitable))[0]
 
 
 def interrupt_values(state: dict[str, Any]) -> list[dict[str, Any]]:
@@ -71,3 +95,15 @@ def run_langgraph_dev(
 def langgraph_server(devstack, tmp_path_factory) -> Iterator[LangGraphServer]:
     with run_langgraph_dev(devstack, tmp_path_factory.mktemp("langgraph-dev")) as server:
         yield server
+
+
+@pytest.fixture
+def alice(langgraph_server, alice_tokens) -> Any:
+    """The session's server, as alice."""
+    return server_client(langgraph_server, alice_tokens.access_token)
+
+
+@pytest.fixture
+def bob(langgraph_server, bob_tokens) -> Any:
+    """The session's server, as bob."""
+    return server_client(langgraph_server, bob_tokens.access_token)
