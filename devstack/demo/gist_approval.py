@@ -283,6 +283,17 @@ async def approve_replay_deny(
     return payload, gists[0], replay
 
 
+def scenario_detail(payload: dict[str, Any], gist: dict[str, Any], replay: int, route: str) -> str:
+    """The step's detail line once `approve_replay_deny` passed; `route`: where the ping went."""
+    return (
+        f"paused with approval_pending ('{payload['binding_message']}'); alice approved at her "
+        f"authenticator; the provider's ping to {route} resumed the thread and exactly one "
+        f"public Gist exists ({gist['id'][:8]}); a replayed ping (HTTP {replay}) and a forged "
+        "resume made no second; a second request alice denied ended with the agent saying "
+        "nothing was done, and no Gist"
+    )
+
+
 async def gist_approval_step(world: DemoWorld) -> str:
     """Approve one Gist (created exactly once, by the ping's resume), deny another (nothing)."""
     missing = missing_modules()
@@ -304,10 +315,4 @@ async def gist_approval_step(world: DemoWorld) -> str:
     stored = world.checkpoint_bytes()
     if any(secret.encode() in stored for secret in world.secrets):
         raise DemoError("a token was found in the checkpoints")
-    return (
-        f"paused with approval_pending ('{payload['binding_message']}'); alice approved at her "
-        f"authenticator; the provider's ping to /{url.split('/', 3)[-1]} resumed the "
-        f"thread and exactly one public Gist exists ({gist['id'][:8]}); a replayed ping "
-        f"(HTTP {replay}) and a forged resume made no second; a second request alice denied "
-        "ended with the agent saying nothing was done, and no Gist"
-    )
+    return scenario_detail(payload, gist, replay, f"/{url.split('/', 3)[-1]}")

@@ -22,7 +22,12 @@ from typing import Any
 from langchain_core.messages import BaseMessage, messages_from_dict
 from langgraph.types import Command, Interrupt
 
-from devstack.demo.gist_approval import SETTLE_SECONDS, approve_replay_deny, missing_modules
+from devstack.demo.gist_approval import (
+    SETTLE_SECONDS,
+    approve_replay_deny,
+    missing_modules,
+    scenario_detail,
+)
 from devstack.demo.langgraph_dev import (
     LOGGED_OFFLINE_ENV,
     LangGraphDev,
@@ -175,13 +180,7 @@ async def gist_approval_step(world: DemoWorld) -> str:
     stored = world.checkpoint_bytes()
     if any(secret.encode() in stored for secret in world.secrets):
         raise DemoError("a token was found in what the server stored")
-    return (
-        f"paused with approval_pending ('{payload['binding_message']}'); alice approved at her "
-        f"authenticator; the provider's ping to the server's /{url.split('/', 3)[-1]} resumed "
-        f"the thread and exactly one public Gist exists ({gist['id'][:8]}); a replayed ping "
-        f"(HTTP {replay}) and a forged resume made no second; a second request alice denied "
-        "ended with the agent saying nothing was done, and no Gist"
-    )
+    return scenario_detail(payload, gist, replay, f"the server's /{url.split('/', 3)[-1]}")
 
 
 def served_steps() -> list[tuple[str, Step]]:
