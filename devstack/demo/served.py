@@ -36,7 +36,16 @@ from devstack.demo.langgraph_dev import (
     inherited_environment,
 )
 from devstack.demo.report import DemoReport, StepResult, scrub
-from devstack.demo.runner import EMBEDDED, STEP_TIMEOUT_SECONDS, Step, _release, run_step
+from devstack.demo.runner import (
+    STEP_TIMEOUT_SECONDS,
+    Step,
+    _release,
+    demo_changes,
+    record,
+    run_step,
+    run_steps,
+    start_devstack,
+)
 from devstack.demo.world import DemoError, DemoWorld
 from settings import Settings, get_settings
 
@@ -243,7 +252,6 @@ async def run_served_demo(
     """Start a devstack and `langgraph dev` in a temporary folder, run each step through the
     server, stop both; returns the report."""
     from devstack.demo.langgraph_dev import start_langgraph_dev
-    from devstack.server import DevStack
     from graph.callbacks import CALLBACK_PATH
     from graph.model import describe
 
@@ -253,33 +261,21 @@ async def run_served_demo(
     started = time.perf_counter()
 
     def fail(name: str, detail: str) -> DemoReport:
-        failed = StepResult(name, False, detail)
-        report.steps.append(failed)
-        if on_step is not None:
-            on_step(failed)
+        record(report, StepResult(name, False, detail), on_step)
         report.seconds = time.perf_counter() - started
         return report
 
     with tempfile.TemporaryDirectory(prefix="warrant-demo-server-") as tmp:
         root = Path(tmp)
-        base = get_settings().model_copy(
-            update={**EMBEDDED, "model": spec, "data_dir": root / "agent"}
-        )
-        stack = DevStack(base, ephemeral=True, data_dir=root / "devstack", log_level=log_level)
         try:
-            await asyncio.to_thread(stack.start)
+            stack = await start_devstack(spec, root, log_level)
         except (OSError, RuntimeError) as exc:
             return fail("devstack", f"the devstack could not start: {exc}")
         try:
             port = free_port()
             callback = f"http://127.0.0.1:{port}{CALLBACK_PATH}"
-            changes: dict[str, Any] = {**EMBEDDED, **stack.overrides}
-            changes.update(
-                model=spec,
-                data_dir=root / "agent",
-                ciba_delivery_mode="ping",
-                ciba_notification_endpoint=callback,
-            )
+            changes = demo_changes(spec, root, stack)
+            changes.update(ciba_delivery_mode="ping", ciba_notification_endpoint=callback)
             with get_settings.override(**changes) as settings:
                 ciba = stack.provider.extensions["ciba"]
                 ciba.set_delivery(settings.agent_client_id, "ping", callback)
@@ -291,11 +287,7 @@ async def run_served_demo(
                     return fail("langgraph dev", str(exc))
                 world = ServedWorld(stack, settings, server)
                 try:
-                    for name, step in chosen:
-                        result = await _checked(world, name, step, step_timeout)
-                        report.steps.append(result)
-                        if on_step is not None:
-                            on_step(result)
+                    await run_steps(world, chosen, report, step_timeout, on_step, run=_checked)
                 finally:
                     await asyncio.to_thread(server.stop)
                     await _release(world)
