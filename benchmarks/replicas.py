@@ -153,13 +153,10 @@ class Replica:
             self.process.wait(10)
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(5)
+        from devstack.demo.langgraph_dev import stop_process_group
+
+        if self.process is not None:
+            stop_process_group(self.process, timeout=20)
 
 
 def child_environment(stack: Any, extra: dict[str, str]) -> dict[str, str]:

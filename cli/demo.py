@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import importlib.util
 import json
 import logging
@@ -160,18 +159,12 @@ def _interrupted(*_: object) -> None:
     raise KeyboardInterrupt
 
 
-def _stop(process: subprocess.Popen[bytes], timeout: float = 15.0) -> int:
-    """Stop `langgraph dev` and its workers (its own process group); its exit code."""
-    if process.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGINT)
-        try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            process.wait(5)
-    return process.returncode
+def _stop(process: subprocess.Popen[bytes], timeout: float = 15.0) -> int | None:
+    """Stop `langgraph dev` and its workers (its own process group) as Ctrl-C would; its exit
+    code."""
+    from devstack.demo.langgraph_dev import stop_process_group
+
+    return stop_process_group(process, first=signal.SIGINT, timeout=timeout)
 
 
 def dev(

@@ -90,6 +90,26 @@ def langgraph_dev_command(
     ]
 
 
+def stop_process_group(
+    process: subprocess.Popen[bytes],
+    *,
+    first: signal.Signals = signal.SIGTERM,
+    timeout: float = 15.0,
+) -> int | None:
+    """Stop a server started in a process group of its own, and its workers: `first` to the
+    group, SIGKILL if it lingers past `timeout` seconds; its exit code."""
+    if process.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, first)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait(5)
+    return process.returncode
+
+
 def _project_entries(root: Path) -> list[Path]:
     """What `langgraph.json` needs beside it: the config, packaging and every Python package."""
     found = []
@@ -145,16 +165,7 @@ class LangGraphDev:
 
     def stop(self, timeout: float = 15.0) -> int | None:
         """SIGTERM its process group (workers too), SIGKILL if it lingers; its exit code."""
-        if self.process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(5)
-        return self.process.returncode
+        return stop_process_group(self.process, timeout=timeout)
 
 
 async def start_langgraph_dev(
