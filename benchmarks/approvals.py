@@ -40,23 +40,6 @@ MODES = ("ping", "poll", "scan_baseline")
 SCAN_EVERY = 5.0
 
 
-@contextlib.asynccontextmanager
-async def _serve_here(app: Any):
-    import uvicorn
-
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off")
-    )
-    task = asyncio.create_task(server.serve())
-    while not (server.started and server.servers):  # noqa: ASYNC110 - uvicorn has no event
-        await asyncio.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        await task
-
-
 class Scanner:
     """The naive baseline: every `every` seconds, resume every interrupted thread."""
 
@@ -97,6 +80,7 @@ async def run(rounds: int, seed: int) -> dict[str, Any]:
     from devstack.identity.autologin import login
     from devstack.identity.connected_accounts import connect_in_browser
     from devstack.server import DevStack
+    from devstack.serving import serving
     from graph.agent import build_graph
     from graph.callbacks import CALLBACK_PATH, routes
     from graph.context import Context
@@ -137,7 +121,7 @@ async def run(rounds: int, seed: int) -> dict[str, Any]:
         stop = asyncio.Event()
         async with (
             AsyncSqliteSaver.from_conn_string(str(folder / "checkpoints.sqlite")) as saver,
-            _serve_here(Starlette(routes=routes)) as url,
+            serving(Starlette(routes=routes), name="the agent's callback route") as url,
         ):
             graph = build_graph(checkpointer=saver)
             set_resumer(GraphResumer(graph))  # the callback's resumes carry no user token

@@ -29,7 +29,6 @@ import json
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -46,28 +45,6 @@ from _common import ROOT, latency_stats, prepare_environment, write_results
 DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
 STARTUP_SECONDS = 180.0
 EXECUTING_QUIET_SECONDS = 60.0
-LANGGRAPH_LINKED = (
-    "langgraph.json",
-    "pyproject.toml",
-    "settings.py",
-    "graph",
-    "tools",
-    "auth",
-    "vectorstore",
-    "devstack",
-    "cli",
-)
-_CHILD_OFFLINE = {
-    "WARRANT_MODEL": "offline",
-    "LANGGRAPH_CLI_NO_ANALYTICS": "1",
-    "LANGGRAPH_NO_VERSION_CHECK": "true",
-    "LANGSMITH_TRACING": "false",
-    "LANGCHAIN_TRACING_V2": "false",
-    "HF_HUB_OFFLINE": "1",
-    "TRANSFORMERS_OFFLINE": "1",
-    "ANONYMIZED_TELEMETRY": "False",
-    "PYTHONUNBUFFERED": "1",
-}
 
 
 # ------------------------------------------------------------------ PostgreSQL databases
@@ -108,12 +85,6 @@ def fresh_database(admin_url: str, prefix: str = "warrant") -> Iterator[str]:
 # ------------------------------------------------------------------ server processes
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @dataclass
 class Replica:
     """One server process (Aegra via `warrant serve`, or `langgraph dev`)."""
@@ -137,26 +108,20 @@ class Replica:
     def _command(self) -> list[str]:
         if self.kind == "aegra":
             return [sys.executable, "-m", "cli.main", "serve", "--port", str(self.port)]
-        langgraph = Path(sys.executable).with_name("langgraph")
-        return [
-            str(langgraph) if langgraph.exists() else "langgraph",
-            "dev",
-            "--no-browser",
-            "--no-reload",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(self.port),
-        ]
+        from devstack.demo.langgraph_dev import langgraph_dev_command
+
+        return langgraph_dev_command(self.port)
 
     def start(self) -> None:
         self.starts += 1
         cwd = self.folder / "cwd"
         if not cwd.exists():
-            cwd.mkdir(parents=True)
             if self.kind == "langgraph_dev":
-                for name in LANGGRAPH_LINKED:
-                    (cwd / name).symlink_to(ROOT / name)
+                from devstack.demo.langgraph_dev import link_project
+
+                link_project(cwd, ROOT)
+            else:
+                cwd.mkdir(parents=True)
         with self.log_path.open("wb") as log:
             self.process = subprocess.Popen(
                 self._command(),
@@ -188,24 +153,19 @@ class Replica:
             self.process.wait(10)
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(5)
+        from devstack.demo.langgraph_dev import stop_process_group
+
+        if self.process is not None:
+            stop_process_group(self.process, timeout=20)
 
 
 def child_environment(stack: Any, extra: dict[str, str]) -> dict[str, str]:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("WARRANT_", "LANGSMITH_", "LANGCHAIN_", "OPENAI_", "AEGRA_"))
-        and k not in ("DATABASE_URL", "LANGGRAPH_API_KEY")
-    }
+    from devstack.demo.langgraph_dev import LOGGED_OFFLINE_ENV, inherited_environment
+
+    env = inherited_environment(drop_prefixes=("OPENAI_", "AEGRA_"), drop=("DATABASE_URL",))
     env.update(stack.env())
-    env.update(_CHILD_OFFLINE)
+    env.update(LOGGED_OFFLINE_ENV)
+    env["WARRANT_MODEL"] = "offline"
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
     env.update(extra)
     return env
@@ -222,6 +182,8 @@ async def fleet(
     extra_env: dict[str, str] | None = None,
 ) -> AsyncIterator[list[Replica]]:
     """`count` server processes configured for `stack`, sharing `database_url`."""
+    from devstack.demo.langgraph_dev import free_port
+
     replicas = []
     for index in range(count):
         port = free_port()
@@ -309,25 +271,6 @@ class Balancer:
             return Response(status_code=status)
 
         return Starlette(routes=[Route("/warrant/ciba/callback", forward, methods=["POST"])])
-
-
-@contextlib.asynccontextmanager
-async def serve_in_loop(app: Any) -> AsyncIterator[str]:
-    import uvicorn
-
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off")
-    )
-    task = asyncio.create_task(server.serve())
-    while not (server.started and server.servers):
-        if task.done():
-            task.result()
-        await asyncio.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        await task
 
 
 # ------------------------------------------------------------------ users
@@ -420,6 +363,7 @@ async def scenario(
 ) -> dict[str, Any]:
     """Ask, approve, (kill and restart), and count; see the module docstring."""
     from auth.approvals_ledger import ApprovalsLedger, ApprovalStatus
+    from devstack.serving import serving
 
     rng = random.Random(seed)
     ciba = stack.provider.extensions["ciba"]
@@ -430,7 +374,7 @@ async def scenario(
     restart: asyncio.Task | None = None
     killed_at = restarted_after = None
     try:
-        async with serve_in_loop(balancer.app()) as lb_url:
+        async with serving(balancer.app(), name="the load balancer") as lb_url:
             ciba.set_delivery(agent_id, "ping", lb_url + "/warrant/ciba/callback")
             gate = asyncio.Semaphore(ask_concurrency)
             started = time.monotonic()

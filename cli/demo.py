@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import importlib.util
 import json
 import logging
@@ -21,16 +20,6 @@ from settings import Settings, get_settings
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 LANGGRAPH_PORT = 2024
-# `langgraph dev` offline: no analytics, no version check, no tracing (DESIGN.md, offline env)
-OFFLINE_ENV = {
-    "LANGGRAPH_CLI_NO_ANALYTICS": "1",
-    "LANGGRAPH_NO_VERSION_CHECK": "true",
-    "LANGSMITH_TRACING": "false",
-    "LANGCHAIN_TRACING_V2": "false",
-    "HF_HUB_OFFLINE": "1",
-    "TRANSFORMERS_OFFLINE": "1",
-    "ANONYMIZED_TELEMETRY": "False",
-}
 
 
 def _configure_logging(verbose: bool) -> None:
@@ -115,19 +104,11 @@ def langgraph_config(explicit: Path | None = None) -> Path:
 
 
 def langgraph_command(config: Path, port: int) -> list[str]:
-    """`langgraph dev` on loopback, no browser, from this environment's own installation."""
-    local = Path(sys.executable).with_name("langgraph")
-    return [
-        str(local) if local.exists() else "langgraph",
-        "dev",
-        "--no-browser",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--config",
-        str(config),
-    ]
+    """`langgraph dev` on loopback, no browser, from this environment's own installation;
+    with reload, as a developer wants it."""
+    from devstack.demo.langgraph_dev import langgraph_dev_command
+
+    return langgraph_dev_command(port, reload=True, config=config)
 
 
 def callback_url(port: int) -> str | None:
@@ -154,6 +135,8 @@ def dev_settings(settings: Settings, port: int, delivery: str) -> Settings:
 
 def server_environment(stack_env: dict[str, str], settings: Settings) -> dict[str, str]:
     """The environment of `langgraph dev`: this one, the devstack's WARRANT_* and offline flags."""
+    from devstack.demo.langgraph_dev import OFFLINE_ENV
+
     env = {**os.environ, **stack_env, **OFFLINE_ENV}
     env["WARRANT_CIBA_DELIVERY_MODE"] = settings.ciba_delivery_mode
     if settings.ciba_notification_endpoint:
@@ -176,18 +159,12 @@ def _interrupted(*_: object) -> None:
     raise KeyboardInterrupt
 
 
-def _stop(process: subprocess.Popen[bytes], timeout: float = 15.0) -> int:
-    """Stop `langgraph dev` and its workers (its own process group); its exit code."""
-    if process.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGINT)
-        try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            process.wait(5)
-    return process.returncode
+def _stop(process: subprocess.Popen[bytes], timeout: float = 15.0) -> int | None:
+    """Stop `langgraph dev` and its workers (its own process group) as Ctrl-C would; its exit
+    code."""
+    from devstack.demo.langgraph_dev import stop_process_group
+
+    return stop_process_group(process, first=signal.SIGINT, timeout=timeout)
 
 
 def dev(

@@ -15,7 +15,7 @@ import contextlib
 import importlib.util
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 import httpx
@@ -215,67 +215,104 @@ def _ping_delivery(world: DemoWorld, url: str) -> Iterator[Any]:
         ciba.set_delivery(client_id, before[0], before[1])
 
 
+Settle = Callable[[dict[str, Any], int], Awaitable[Any]]
+
+
+async def approve_replay_deny(
+    world: DemoWorld,
+    url: str,
+    *,
+    settle: Settle,
+    quiesce: Callable[[dict[str, Any]], Awaitable[Any]],
+    receiver: str,
+) -> tuple[dict[str, Any], dict[str, Any], int]:
+    """The step's scenario, wherever the graph runs: alice approves one Gist (created once, by
+    the resume on the provider's ping to `url`), a replayed ping and a forged resume make no
+    second, a second request she denies ends with the agent saying nothing was done.
+
+    `settle(config, runs)`: the thread's final state once the `runs`-th ping resume finished;
+    `quiesce(config)`: waits until anything a replay could have started has finished;
+    `receiver`: who owns the callback route, for the messages. Returns (the approved request's
+    approval_pending payload, its Gist, the replayed ping's HTTP status).
+    """
+    marker = uuid.uuid4().hex[:12]
+    # 1. approved: the ping resumes the thread, the Gist is created once
+    config, payload = await _ask_for_gist(world, f"Approved by alice {marker}", "ok.md")
+    if await _gists_of(world, "alice", marker):
+        raise DemoError("a Gist existed before alice approved it")
+    record = await _decide(world, payload, approve=True)
+    snapshot = await settle(config, 1)
+    ciba = world.stack.provider.extensions["ciba"]
+    if ciba.stats(record.id)["pings"] < 1:
+        raise DemoError(f"the provider's ping did not reach the {receiver} callback")
+    message = _tool_message(snapshot)
+    if message is None or message.status == "error":
+        text = message.content if message else "no tool result"
+        raise DemoError(f"the approved Gist was not created: {text}")
+    gists = await _gists_of(world, "alice", f"Approved by alice {marker}")
+    if len(gists) != 1 or not gists[0].get("public"):
+        raise DemoError(f"expected exactly one public Gist, found {len(gists)}")
+    if gists[0]["id"] not in str(message.content):
+        raise DemoError("the Gist the agent reported is not the one GitHub holds")
+
+    # 2. the same ping again, and a forged resume: still exactly one Gist
+    replay = await _replay_ping(url, str(payload["approval_id"]))
+    if replay != 204:  # refused: then it tested nothing
+        raise DemoError(f"the replayed ping was not accepted (HTTP {replay})")
+    forged = await world.run("alice", Command(resume="approved"), config)
+    await quiesce(config)
+    after = await _gists_of(world, "alice", f"Approved by alice {marker}")
+    if len(after) != 1:
+        raise DemoError(f"a replayed ping or a forged resume made {len(after)} Gists")
+    if interrupts(forged):
+        raise DemoError("a finished thread paused again after a forged resume")
+
+    # 3. denied: the ping resumes the thread, the agent says nothing was done
+    denied_text = f"Denied by alice {marker}"
+    config2, payload2 = await _ask_for_gist(world, denied_text, "no.md")
+    await _decide(world, payload2, approve=False)
+    snapshot2 = await settle(config2, 2)
+    denied = _tool_message(snapshot2)
+    answer = last_answer(snapshot2.values)
+    if denied is None or denied.status != "error":
+        raise DemoError("the denied request did not end with a refusal")
+    if "nothing was done" not in answer.lower() or "denied" not in answer.lower():
+        raise DemoError(f"the agent did not say it did nothing: {answer[:200]}")
+    if await _gists_of(world, "alice", denied_text):
+        raise DemoError("a Gist was created although alice denied it")
+    return payload, gists[0], replay
+
+
+def scenario_detail(payload: dict[str, Any], gist: dict[str, Any], replay: int, route: str) -> str:
+    """The step's detail line once `approve_replay_deny` passed; `route`: where the ping went."""
+    return (
+        f"paused with approval_pending ('{payload['binding_message']}'); alice approved at her "
+        f"authenticator; the provider's ping to {route} resumed the thread and exactly one "
+        f"public Gist exists ({gist['id'][:8]}); a replayed ping (HTTP {replay}) and a forged "
+        "resume made no second; a second request alice denied ended with the agent saying "
+        "nothing was done, and no Gist"
+    )
+
+
 async def gist_approval_step(world: DemoWorld) -> str:
     """Approve one Gist (created exactly once, by the ping's resume), deny another (nothing)."""
     missing = missing_modules()
     if missing:
         raise DemoError("not available: missing " + ", ".join(missing))
-    marker = uuid.uuid4().hex[:12]
     async with serve_agent_http_app() as url:
         with _ping_delivery(world, url) as resumer:
-            # 1. approved: the ping resumes the thread, the Gist is created once
-            config, payload = await _ask_for_gist(world, f"Approved by alice {marker}", "ok.md")
-            if await _gists_of(world, "alice", marker):
-                raise DemoError("a Gist existed before alice approved it")
-            record = await _decide(world, payload, approve=True)
-            snapshot = await _settled(world, config, resumer, 1)
-            ciba = world.stack.provider.extensions["ciba"]
-            if ciba.stats(record.id)["pings"] < 1:
-                raise DemoError("the provider's ping did not reach the agent's callback")
-            message = _tool_message(snapshot)
-            if message is None or message.status == "error":
-                text = message.content if message else "no tool result"
-                raise DemoError(f"the approved Gist was not created: {text}")
-            gists = await _gists_of(world, "alice", f"Approved by alice {marker}")
-            if len(gists) != 1 or not gists[0].get("public"):
-                raise DemoError(f"expected exactly one public Gist, found {len(gists)}")
-            gist_url = str(message.content)
-            if gists[0]["id"] not in gist_url:
-                raise DemoError("the Gist the agent reported is not the one GitHub holds")
 
-            # 2. the same ping again, and a forged resume: still exactly one Gist
-            replay = await _replay_ping(url, str(payload["approval_id"]))
-            if replay != 204:  # refused: then it tested nothing
-                raise DemoError(f"the replayed ping was not accepted (HTTP {replay})")
-            forged = await world.run("alice", Command(resume="approved"), config)
-            await asyncio.sleep(0.2)  # anything a replay could have started has had its chance
-            after = await _gists_of(world, "alice", f"Approved by alice {marker}")
-            if len(after) != 1:
-                raise DemoError(f"a replayed ping or resume made {len(after)} Gists")
-            if interrupts(forged):
-                raise DemoError("a finished thread paused again after a forged resume")
+            async def settle(config: dict[str, Any], runs: int) -> Any:
+                return await _settled(world, config, resumer, runs)
 
-            # 3. denied: the ping resumes the thread, the agent says nothing was done
-            denied_text = f"Denied by alice {marker}"
-            config2, payload2 = await _ask_for_gist(world, denied_text, "no.md")
-            await _decide(world, payload2, approve=False)
-            snapshot2 = await _settled(world, config2, resumer, 2)
-            denied = _tool_message(snapshot2)
-            answer = last_answer(snapshot2.values)
-            if denied is None or denied.status != "error":
-                raise DemoError("the denied request did not end with a refusal")
-            if "nothing was done" not in answer.lower() or "denied" not in answer.lower():
-                raise DemoError(f"the agent did not say it did nothing: {answer[:200]}")
-            if await _gists_of(world, "alice", denied_text):
-                raise DemoError("a Gist was created although alice denied it")
+            async def quiesce(_: dict[str, Any]) -> None:
+                await asyncio.sleep(0.2)  # anything a replay could have started has had its chance
+
+            payload, gist, replay = await approve_replay_deny(
+                world, url, settle=settle, quiesce=quiesce, receiver="agent's"
+            )
 
     stored = world.checkpoint_bytes()
     if any(secret.encode() in stored for secret in world.secrets):
         raise DemoError("a token was found in the checkpoints")
-    return (
-        f"paused with approval_pending ('{payload['binding_message']}'); alice approved at her "
-        f"authenticator; the provider's ping to /{url.split('/', 3)[-1]} resumed the "
-        f"thread and exactly one public Gist exists ({gists[0]['id'][:8]}); a replayed ping "
-        f"(HTTP {replay}) and a forged resume made no second; a second request alice denied "
-        "ended with the agent saying nothing was done, and no Gist"
-    )
+    return scenario_detail(payload, gist, replay, f"/{url.split('/', 3)[-1]}")

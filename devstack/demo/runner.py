@@ -14,11 +14,14 @@ import tempfile
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from devstack.demo.report import DemoReport, StepResult, scrub
 from devstack.demo.world import DemoError, DemoWorld
 from settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from devstack.server import DevStack
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +91,6 @@ async def run_demo(
     build the graph with SQLite checkpoints there, and run each step; returns the report."""
     from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
-    from devstack.server import DevStack
     from graph.agent import build_graph
     from graph.model import describe
 
@@ -98,17 +100,14 @@ async def run_demo(
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="warrant-demo-") as tmp:
         root = Path(tmp)
-        base = get_settings().model_copy(
-            update={**EMBEDDED, "model": spec, "data_dir": root / "agent"}
-        )
-        stack = DevStack(base, ephemeral=True, data_dir=root / "devstack", log_level=log_level)
         try:
-            await asyncio.to_thread(stack.start)
+            stack = await start_devstack(spec, root, log_level)
         except (OSError, RuntimeError) as exc:
-            failed = StepResult("devstack", False, f"the devstack could not start: {exc}")
-            report.steps.append(failed)
-            if on_step is not None:
-                on_step(failed)
+            record(
+                report,
+                StepResult("devstack", False, f"the devstack could not start: {exc}"),
+                on_step,
+            )
             report.seconds = time.perf_counter() - started
             return report
         # Loading the embedding model takes seconds: start it now, beside the first steps.
@@ -118,19 +117,13 @@ async def run_demo(
             else None
         )
         try:
-            changes: dict[str, Any] = {**EMBEDDED, **stack.overrides}
-            changes.update(model=spec, data_dir=root / "agent")
-            with get_settings.override(**changes) as settings:
+            with get_settings.override(**demo_changes(spec, root, stack)) as settings:
                 checkpoints = settings.path("checkpoints.sqlite")
                 async with AsyncSqliteSaver.from_conn_string(str(checkpoints)) as saver:
                     world = DemoWorld(stack, settings, build_graph(checkpointer=saver), checkpoints)
                     world.warm_up = warm
                     try:
-                        for name, step in chosen:
-                            result = await run_step(world, name, step, step_timeout)
-                            report.steps.append(result)
-                            if on_step is not None:
-                                on_step(result)
+                        await run_steps(world, chosen, report, step_timeout, on_step)
                     finally:
                         await _release(world)
         finally:
@@ -139,6 +132,47 @@ async def run_demo(
                 await asyncio.gather(warm, return_exceptions=True)
     report.seconds = time.perf_counter() - started
     return report
+
+
+def demo_changes(spec: str, root: Path, stack: DevStack | None = None) -> dict[str, Any]:
+    """The settings a demo run uses: the embedded parts, the chosen model, a data folder in
+    `root`, and (once it runs) what the devstack's addresses set."""
+    changes: dict[str, Any] = {**EMBEDDED, **(stack.overrides if stack is not None else {})}
+    changes.update(model=spec, data_dir=root / "agent")
+    return changes
+
+
+async def start_devstack(spec: str, root: Path, log_level: str) -> DevStack:
+    """A devstack on ephemeral loopback ports with its data in `root`, started (OSError or
+    RuntimeError when it cannot)."""
+    from devstack.server import DevStack
+
+    base = get_settings().model_copy(update=demo_changes(spec, root))
+    stack = DevStack(base, ephemeral=True, data_dir=root / "devstack", log_level=log_level)
+    await asyncio.to_thread(stack.start)
+    return stack
+
+
+def record(
+    report: DemoReport, result: StepResult, on_step: Callable[[StepResult], None] | None
+) -> None:
+    """Add a step's result to the report, and show it to whoever watches."""
+    report.steps.append(result)
+    if on_step is not None:
+        on_step(result)
+
+
+async def run_steps(
+    world: DemoWorld,
+    steps: Sequence[tuple[str, Step]],
+    report: DemoReport,
+    step_timeout: float,
+    on_step: Callable[[StepResult], None] | None,
+    run: Callable[[Any, str, Step, float], Awaitable[StepResult]] = run_step,
+) -> None:
+    """Run each step in turn (`run` runs one), recording each result as it comes."""
+    for name, step in steps:
+        record(report, await run(world, name, step, step_timeout), on_step)
 
 
 def _load_embeddings() -> None:

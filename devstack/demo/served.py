@@ -12,44 +12,43 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import tempfile
 import time
-import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from langchain_core.messages import BaseMessage, ToolMessage, messages_from_dict
+from langchain_core.messages import BaseMessage, messages_from_dict
 from langgraph.types import Command, Interrupt
 
 from devstack.demo.gist_approval import (
-    GIST_TOOL,
     SETTLE_SECONDS,
-    _ask_for_gist,
-    _decide,
-    _gists_of,
-    _replay_ping,
+    approve_replay_deny,
     missing_modules,
+    scenario_detail,
 )
-from devstack.demo.langgraph_dev import LangGraphDev, LangGraphDevError, free_port
+from devstack.demo.langgraph_dev import (
+    LOGGED_OFFLINE_ENV,
+    LangGraphDev,
+    LangGraphDevError,
+    free_port,
+    inherited_environment,
+)
 from devstack.demo.report import DemoReport, StepResult, scrub
-from devstack.demo.runner import EMBEDDED, STEP_TIMEOUT_SECONDS, Step, _release, run_step
-from devstack.demo.world import DemoError, DemoWorld, interrupts, last_answer
+from devstack.demo.runner import (
+    STEP_TIMEOUT_SECONDS,
+    Step,
+    _release,
+    demo_changes,
+    record,
+    run_step,
+    run_steps,
+    start_devstack,
+)
+from devstack.demo.world import DemoError, DemoWorld
 from settings import Settings, get_settings
 
-# `langgraph dev` offline: no analytics, version check, tracing or model download
-OFFLINE_ENV = {
-    "LANGGRAPH_CLI_NO_ANALYTICS": "1",
-    "LANGGRAPH_NO_VERSION_CHECK": "true",
-    "LANGSMITH_TRACING": "false",
-    "LANGCHAIN_TRACING_V2": "false",
-    "HF_HUB_OFFLINE": "1",
-    "TRANSFORMERS_OFFLINE": "1",
-    "ANONYMIZED_TELEMETRY": "False",
-    "PYTHONUNBUFFERED": "1",
-}
 # Of the caller's WARRANT_* settings, the server keeps only what a chosen model needs.
 KEPT_SETTINGS = ("WARRANT_OPENAI_API_KEY", "WARRANT_OPENAI_BASE_URL")
 
@@ -59,12 +58,21 @@ def _messages(raw: Sequence[Any]) -> list[BaseMessage]:
     return messages_from_dict([{"type": m.get("type"), "data": m} for m in raw])
 
 
+def thread_interrupts(raw: dict[str, Any]) -> list[dict[str, Any]]:
+    """The interrupts of a thread state from the server's API."""
+    pending = list(raw.get("interrupts") or [])
+    if not pending:  # older servers list them per task only
+        for task in raw.get("tasks") or []:
+            pending.extend(task.get("interrupts") or [])
+    return pending
+
+
 class ServedWorld(DemoWorld):
     """The demo world with the graph behind `langgraph dev`: runs go through `langgraph_sdk`
     with the user's bearer token; states come back from the server's API."""
 
     def __init__(self, stack: Any, settings: Settings, server: LangGraphDev) -> None:
-        super().__init__(stack, settings, _ServedGraph(self), server.cwd / ".langgraph_api")
+        super().__init__(stack, settings, _ServedGraph(self), server.data_dir)
         self.server = server
         self._owners: dict[str, str] = {}  # thread id -> who created it
         self._states: list[bytes] = []  # every thread state the server returned, as JSON
@@ -110,10 +118,7 @@ class ServedWorld(DemoWorld):
         self._states.append(json.dumps(raw, default=str).encode())
         values = dict(raw.get("values") or {})
         values["messages"] = _messages(values.get("messages") or [])
-        pending = list(raw.get("interrupts") or [])
-        if not pending:  # older servers list them per task only
-            for task in raw.get("tasks") or []:
-                pending.extend(task.get("interrupts") or [])
+        pending = thread_interrupts(raw)
         return SimpleNamespace(
             values=values,
             next=tuple(raw.get("next") or ()),
@@ -146,37 +151,6 @@ class _ServedGraph:
         return await self._world.state(str(config["configurable"]["thread_id"]))
 
 
-async def documents_step(world: DemoWorld) -> str:
-    """The documents step against the server: the corpus ingested by another process while the
-    server runs (it reopens its store), then alice's, bob's, shared and public questions."""
-    from vectorstore.demo import DemoIngestError, ingest_demo_corpus_elsewhere
-    from vectorstore.demo import documents_step as check_documents
-
-    try:
-        outcomes = await ingest_demo_corpus_elsewhere(world.settings)
-    except DemoIngestError as exc:
-        raise DemoError(str(exc)) from None
-
-    async def ask(who: str, question: str) -> str:
-        return await world.answer(who, question, "documents")
-
-    ok, detail = await check_documents(ask)
-    if not ok:
-        raise DemoError(detail)
-    scanned = await world.assert_no_token_in_chroma()
-    return (
-        f"{len(outcomes)} documents ingested with their FGA tuples; {detail}; "
-        f"none of {len(world.secrets)} tokens in {scanned} Chroma bytes"
-    )
-
-
-def _tool_message(values: dict[str, Any]) -> ToolMessage | None:
-    found = [
-        m for m in values.get("messages", []) if isinstance(m, ToolMessage) and m.name == GIST_TOOL
-    ]
-    return found[-1] if found else None
-
-
 async def _settled(world: ServedWorld, config: dict[str, Any]) -> Any:
     """Wait until the server resumed the thread on the ping and finished: its final state."""
     thread_id = str(config["configurable"]["thread_id"])
@@ -202,64 +176,25 @@ async def gist_approval_step(world: DemoWorld) -> str:
     if missing:
         raise DemoError("not available: missing " + ", ".join(missing))
     url = str(world.settings.ciba_notification_endpoint)
-    ciba = world.stack.provider.extensions["ciba"]
-    marker = uuid.uuid4().hex[:12]
 
-    config, payload = await _ask_for_gist(world, f"Approved by alice {marker}", "ok.md")
-    if await _gists_of(world, "alice", marker):
-        raise DemoError("a Gist existed before alice approved it")
-    record = await _decide(world, payload, approve=True)
-    state = await _settled(world, config)
-    if ciba.stats(record.id)["pings"] < 1:
-        raise DemoError("the provider's ping did not reach the server's callback")
-    message = _tool_message(state.values)
-    if message is None or message.status == "error":
-        text = message.content if message else "no tool result"
-        raise DemoError(f"the approved Gist was not created: {text}")
-    gists = await _gists_of(world, "alice", f"Approved by alice {marker}")
-    if len(gists) != 1 or not gists[0].get("public"):
-        raise DemoError(f"expected exactly one public Gist, found {len(gists)}")
-    if gists[0]["id"] not in str(message.content):
-        raise DemoError("the Gist the agent reported is not the one GitHub holds")
+    async def settle(config: dict[str, Any], _: int) -> Any:
+        return await _settled(world, config)
 
-    replay = await _replay_ping(url, str(payload["approval_id"]))
-    if replay != 204:
-        raise DemoError(f"the replayed ping was not accepted (HTTP {replay})")
-    forged = await world.run("alice", Command(resume="approved"), config)
-    await _settled(world, config)  # anything the replay could have started has finished
-    if len(await _gists_of(world, "alice", f"Approved by alice {marker}")) != 1:
-        raise DemoError("a replayed ping or a forged resume made a second Gist")
-    if interrupts(forged):
-        raise DemoError("a finished thread paused again after a forged resume")
+    async def quiesce(config: dict[str, Any]) -> None:
+        await _settled(world, config)  # anything the replay could have started has finished
 
-    denied_text = f"Denied by alice {marker}"
-    config2, payload2 = await _ask_for_gist(world, denied_text, "no.md")
-    await _decide(world, payload2, approve=False)
-    state2 = await _settled(world, config2)
-    denied = _tool_message(state2.values)
-    answer = last_answer(state2.values)
-    if denied is None or denied.status != "error":
-        raise DemoError("the denied request did not end with a refusal")
-    if "nothing was done" not in answer.lower() or "denied" not in answer.lower():
-        raise DemoError(f"the agent did not say it did nothing: {answer[:200]}")
-    if await _gists_of(world, "alice", denied_text):
-        raise DemoError("a Gist was created although alice denied it")
-
+    payload, gist, replay = await approve_replay_deny(
+        world, url, settle=settle, quiesce=quiesce, receiver="server's"
+    )
     stored = world.checkpoint_bytes()
     if any(secret.encode() in stored for secret in world.secrets):
         raise DemoError("a token was found in what the server stored")
-    return (
-        f"paused with approval_pending ('{payload['binding_message']}'); alice approved at her "
-        f"authenticator; the provider's ping to the server's /{url.split('/', 3)[-1]} resumed "
-        f"the thread and exactly one public Gist exists ({gists[0]['id'][:8]}); a replayed ping "
-        f"(HTTP {replay}) and a forged resume made no second; a second request alice denied "
-        "ended with the agent saying nothing was done, and no Gist"
-    )
+    return scenario_detail(payload, gist, replay, f"the server's /{url.split('/', 3)[-1]}")
 
 
 def served_steps() -> list[tuple[str, Step]]:
     """The demo's steps as the server runs them (the same names as `warrant demo`'s)."""
-    from devstack.demo.steps import github_search_step, login_step
+    from devstack.demo.steps import documents_step, github_search_step, login_step
 
     return [
         ("login", login_step),
@@ -272,14 +207,9 @@ def served_steps() -> list[tuple[str, Step]]:
 def server_environment(stack: Any, settings: Settings) -> dict[str, str]:
     """`langgraph dev`'s environment: no WARRANT_* of the caller's (but a model's key), the
     devstack's, the demo's embedded parts and data folder, ping delivery to its route."""
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if (not k.startswith(("WARRANT_", "LANGSMITH_", "LANGCHAIN_")) or k in KEPT_SETTINGS)
-        and k != "LANGGRAPH_API_KEY"
-    }
+    env = inherited_environment(keep=KEPT_SETTINGS)
     env.update(stack.env())
-    env.update(OFFLINE_ENV)
+    env.update(LOGGED_OFFLINE_ENV)
     env.update(
         {
             "WARRANT_DATA_DIR": str(settings.data_dir.absolute()),
@@ -322,7 +252,6 @@ async def run_served_demo(
     """Start a devstack and `langgraph dev` in a temporary folder, run each step through the
     server, stop both; returns the report."""
     from devstack.demo.langgraph_dev import start_langgraph_dev
-    from devstack.server import DevStack
     from graph.callbacks import CALLBACK_PATH
     from graph.model import describe
 
@@ -332,33 +261,21 @@ async def run_served_demo(
     started = time.perf_counter()
 
     def fail(name: str, detail: str) -> DemoReport:
-        failed = StepResult(name, False, detail)
-        report.steps.append(failed)
-        if on_step is not None:
-            on_step(failed)
+        record(report, StepResult(name, False, detail), on_step)
         report.seconds = time.perf_counter() - started
         return report
 
     with tempfile.TemporaryDirectory(prefix="warrant-demo-server-") as tmp:
         root = Path(tmp)
-        base = get_settings().model_copy(
-            update={**EMBEDDED, "model": spec, "data_dir": root / "agent"}
-        )
-        stack = DevStack(base, ephemeral=True, data_dir=root / "devstack", log_level=log_level)
         try:
-            await asyncio.to_thread(stack.start)
+            stack = await start_devstack(spec, root, log_level)
         except (OSError, RuntimeError) as exc:
             return fail("devstack", f"the devstack could not start: {exc}")
         try:
             port = free_port()
             callback = f"http://127.0.0.1:{port}{CALLBACK_PATH}"
-            changes: dict[str, Any] = {**EMBEDDED, **stack.overrides}
-            changes.update(
-                model=spec,
-                data_dir=root / "agent",
-                ciba_delivery_mode="ping",
-                ciba_notification_endpoint=callback,
-            )
+            changes = demo_changes(spec, root, stack)
+            changes.update(ciba_delivery_mode="ping", ciba_notification_endpoint=callback)
             with get_settings.override(**changes) as settings:
                 ciba = stack.provider.extensions["ciba"]
                 ciba.set_delivery(settings.agent_client_id, "ping", callback)
@@ -370,11 +287,7 @@ async def run_served_demo(
                     return fail("langgraph dev", str(exc))
                 world = ServedWorld(stack, settings, server)
                 try:
-                    for name, step in chosen:
-                        result = await _checked(world, name, step, step_timeout)
-                        report.steps.append(result)
-                        if on_step is not None:
-                            on_step(result)
+                    await run_steps(world, chosen, report, step_timeout, on_step, run=_checked)
                 finally:
                     await asyncio.to_thread(server.stop)
                     await _release(world)

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-import uvicorn
 from langchain_core.messages import ToolMessage
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
@@ -24,6 +23,7 @@ from auth.approvals import close_all, get_ledger
 from auth.approvals_ledger import ApprovalRecord, ApprovalsLedger
 from auth.token_vault import get_token_vault
 from devstack.identity.connected_accounts import connect_in_browser
+from devstack.serving import serving
 from graph.agent import build_graph
 from graph.context import Context
 from graph.resumer import set_resumer
@@ -112,13 +112,7 @@ async def world(devstack, alice_tokens, tmp_path) -> AsyncIterator[World]:
         vault = get_token_vault()
         vault.clear()
         password = settings.alice_password.get_secret_value()
-        await connect_in_browser(
-            vault.connect_url("github", ["gist"]),
-            email="alice@example.com",
-            password=password,
-            github_login="alice",
-            github_password=password,
-        )
+        await connect_alice_to_github(password)
         ctx = Context(
             user_id=sub, user_email="alice@example.com", subject_token=alice_tokens.access_token
         )
@@ -134,6 +128,18 @@ async def world(devstack, alice_tokens, tmp_path) -> AsyncIterator[World]:
             set_resumer(None)
             auth.credentials.credential_store().clear()
             await close_all()
+
+
+async def connect_alice_to_github(password: str) -> None:
+    """Alice connects her GitHub account (`gist` scope) at Token Vault's connect URL, as she
+    would in a browser."""
+    await connect_in_browser(
+        get_token_vault().connect_url("github", ["gist"]),
+        email="alice@example.com",
+        password=password,
+        github_login="alice",
+        github_password=password,
+    )
 
 
 @contextlib.asynccontextmanager
@@ -162,23 +168,8 @@ async def until_due(record: ApprovalRecord) -> None:
         await asyncio.sleep(wait + 0.05)
 
 
-@contextlib.asynccontextmanager
-async def serve_here(app: Any) -> AsyncIterator[str]:
-    """Serve `app` on 127.0.0.1:0 inside the running event loop (the graph's loop)."""
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off")
-    )
-    task = asyncio.create_task(server.serve())
-    while not (server.started and server.servers):
-        if task.done():
-            task.result()
-        await asyncio.sleep(0.01)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
+# Serve `app` on 127.0.0.1:0 inside the running event loop (the graph's loop).
+serve_here = serving
 
 
 @pytest.fixture

@@ -9,20 +9,11 @@ import pytest
 from langgraph_sdk import get_sync_client
 
 from auth.token_vault import get_token_vault
-from devstack.identity.connected_accounts import connect_in_browser
 from graph.callbacks import CALLBACK_PATH
-from tests.approvals.conftest import World, subject_of
-from tests.server.conftest import run_langgraph_dev
+from tests.approvals.conftest import World, connect_alice_to_github, subject_of
+from tests.server.conftest import interrupt_values, run_langgraph_dev
 
 pytestmark = pytest.mark.server
-
-
-def _interrupts(state: dict) -> list[dict]:
-    found = list(state.get("interrupts") or [])
-    if not found:  # older servers list them per task only
-        for task in state.get("tasks") or []:
-            found.extend(task.get("interrupts") or [])
-    return [i.get("value", i) for i in found]
 
 
 async def test_an_approval_by_ping_resumes_the_thread_on_the_server(
@@ -34,13 +25,7 @@ async def test_an_approval_by_ping_resumes_the_thread_on_the_server(
     sub = subject_of(alice_tokens.access_token)
     vault = get_token_vault()
     password = use_devstack.alice_password.get_secret_value()
-    await connect_in_browser(
-        vault.connect_url("github", ["gist"]),
-        email="alice@example.com",
-        password=password,
-        github_login="alice",
-        github_password=password,
-    )
+    await connect_alice_to_github(password)
     world = World(devstack, use_devstack, sub, None, f"warrant-server-{time.time_ns()}")
     try:
         with run_langgraph_dev(
@@ -56,13 +41,13 @@ async def test_an_approval_by_ping_resumes_the_thread_on_the_server(
             tid = thread["thread_id"]
             ask = world.ask("server.md")["messages"][0][1]
             client.runs.wait(tid, "agent", input={"messages": [{"role": "user", "content": ask}]})
-            [pending] = _interrupts(client.threads.get_state(tid))
+            [pending] = interrupt_values(client.threads.get_state(tid))
             assert pending["type"] == "approval_pending"
 
             # A forged resume through the server API: the node asks the ledger and the
             # provider, and the thread keeps waiting.
             client.runs.wait(tid, "agent", command={"resume": "approved"})
-            [still] = _interrupts(client.threads.get_state(tid))
+            [still] = interrupt_values(client.threads.get_state(tid))
             assert still["approval_id"] == pending["approval_id"]
             assert world.gists() == 0
             runs_before = len(client.runs.list(tid))
@@ -76,10 +61,10 @@ async def test_an_approval_by_ping_resumes_the_thread_on_the_server(
             state = client.threads.get_state(tid)
             while time.monotonic() < deadline:
                 state = client.threads.get_state(tid)
-                if not _interrupts(state) and client.threads.get(tid)["status"] == "idle":
+                if not interrupt_values(state) and client.threads.get(tid)["status"] == "idle":
                     break
                 time.sleep(0.1)
-            assert not _interrupts(state), "the ping did not resume the thread"
+            assert not interrupt_values(state), "the ping did not resume the thread"
             last = state["values"]["messages"][-1]
             assert last["type"] == "ai" and "https://gist.github.com/" in last["content"]
             assert world.gists() == 1

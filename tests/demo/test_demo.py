@@ -4,62 +4,26 @@ from __future__ import annotations
 
 import json
 
-import pytest
 from typer.testing import CliRunner
 
 import devstack.demo.runner as runner
 from cli.main import app
 from devstack.demo import DemoError, DemoWorld, run_demo
 from devstack.demo.steps import login_step
+from tests.demo.conftest import STEPS, one_json_object, passing_report
 
-STEPS = ["login", "github_search", "documents", "gist_approval"]  # also `--server`'s steps
 IN_PROCESS_STEPS = [*STEPS, "delegation"]
-
-
-@pytest.fixture
-def seen_tokens(monkeypatch) -> list[str]:
-    """Every token the demo learns (logins, GitHub), to look for in its output afterwards."""
-    seen: list[str] = []
-    remember = DemoWorld.remember
-
-    def spy(self: DemoWorld, *secrets: str | None) -> None:
-        seen.extend(s for s in secrets if s)
-        remember(self, *secrets)
-
-    monkeypatch.setattr(DemoWorld, "remember", spy)
-    return seen
-
-
-def _one_json_object(stdout: str) -> dict:
-    text = stdout.strip()
-    assert text.startswith("{") and text.count("\n") == 0, stdout[:500]
-    return json.loads(text)
 
 
 def test_demo_json_every_step_passes(seen_tokens) -> None:
     result = CliRunner().invoke(app, ["demo", "--json"])
-    report = _one_json_object(result.stdout)
-    assert set(report) == {"ok", "model", "steps"}
-    assert report["model"] == "offline"
-    assert [step["name"] for step in report["steps"]] == IN_PROCESS_STEPS
-    for step in report["steps"]:
-        assert set(step) == {"name", "ok", "detail", "seconds"}
-        assert isinstance(step["detail"], str) and step["detail"]
-        assert isinstance(step["seconds"], (int, float)) and step["seconds"] >= 0
-    failed = {s["name"]: s["detail"] for s in report["steps"] if not s["ok"]}
-    assert not failed, failed
-    assert report["ok"] is True and result.exit_code == 0
+    details = passing_report(result, IN_PROCESS_STEPS, seen_tokens)
     # the steps prove what they claim, in words a person can check
-    details = {s["name"]: s["detail"] for s in report["steps"]}
     assert "alice -> alice@example.com" in details["login"]
     assert "exactly what the local GitHub API answers" in details["github_search"]
     assert "240,000 EUR" in details["documents"]
     assert "exactly one public Gist" in details["gist_approval"]
     assert "the third paused with approval_pending" in details["delegation"]
-    # alice's and bob's access, refresh and ID tokens and the GitHub token: none in any output
-    assert len(seen_tokens) >= 7
-    for token in seen_tokens:
-        assert token not in result.stdout and token not in result.stderr
 
 
 def test_human_output_names_the_model_and_marks_each_step(monkeypatch) -> None:
@@ -83,7 +47,7 @@ def test_a_failing_step_fails_the_run_but_not_the_others(monkeypatch) -> None:
     monkeypatch.setattr(runner, "default_steps", lambda: steps)
     result = CliRunner().invoke(app, ["demo", "--json"])
     assert result.exit_code == 1
-    report = _one_json_object(result.stdout)
+    report = one_json_object(result.stdout)
     assert report["ok"] is False
     by_name = {s["name"]: s for s in report["steps"]}
     assert by_name["broken"]["ok"] is False
@@ -157,7 +121,7 @@ def test_a_devstack_that_cannot_start_or_a_crash_is_still_one_report(monkeypatch
     monkeypatch.setattr(DevStack, "start", refuse)
     result = CliRunner().invoke(app, ["demo", "--json"])
     assert result.exit_code == 1
-    report = _one_json_object(result.stdout)
+    report = one_json_object(result.stdout)
     assert report["ok"] is False
     assert [(s["name"], s["ok"]) for s in report["steps"]] == [("devstack", False)]
     assert "port in use" in report["steps"][0]["detail"]
@@ -168,5 +132,5 @@ def test_a_devstack_that_cannot_start_or_a_crash_is_still_one_report(monkeypatch
     monkeypatch.setattr("devstack.demo.run_demo", crash)
     result = CliRunner().invoke(app, ["demo", "--json"])
     assert result.exit_code == 1 and "Traceback" not in result.stdout
-    report = _one_json_object(result.stdout)
+    report = one_json_object(result.stdout)
     assert report["steps"][0]["name"] == "demo" and "ValueError" in report["steps"][0]["detail"]

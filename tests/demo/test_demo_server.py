@@ -14,54 +14,27 @@ from typer.testing import CliRunner
 import devstack.demo.langgraph_dev as langgraph_dev
 import devstack.demo.served as served
 from cli.main import app
-from devstack.demo import DemoWorld
 from devstack.demo.langgraph_dev import BLOCKING_MARK, LangGraphDev, link_project
-from tests.demo.test_demo import STEPS, _one_json_object
+from tests.demo.conftest import STEPS, one_json_object, passing_report
 
 pytestmark = pytest.mark.server
 
 
-@pytest.fixture
-def seen_tokens(monkeypatch) -> list[str]:
-    seen: list[str] = []
-    remember = DemoWorld.remember
-
-    def spy(self: DemoWorld, *secrets: str | None) -> None:
-        seen.extend(s for s in secrets if s)
-        remember(self, *secrets)
-
-    monkeypatch.setattr(DemoWorld, "remember", spy)
-    return seen
-
-
 def test_demo_server_json_every_step_passes_through_langgraph_dev(seen_tokens) -> None:
     result = CliRunner().invoke(app, ["demo", "--server", "--json"])
-    report = _one_json_object(result.stdout)
-    assert set(report) == {"ok", "model", "steps"}
-    assert report["model"] == "offline"
-    assert [step["name"] for step in report["steps"]] == STEPS
-    for step in report["steps"]:
-        assert set(step) == {"name", "ok", "detail", "seconds"}
-        assert isinstance(step["seconds"], (int, float)) and step["seconds"] >= 0
-    failed = {s["name"]: s["detail"] for s in report["steps"] if not s["ok"]}
-    assert not failed, failed
-    assert report["ok"] is True and result.exit_code == 0
-    details = {s["name"]: s["detail"] for s in report["steps"]}
+    details = passing_report(result, STEPS, seen_tokens)
     assert "alice -> alice@example.com" in details["login"]
     assert "exactly what the local GitHub API answers" in details["github_search"]
     assert "240,000 EUR" in details["documents"]
     assert "the server's /warrant/ciba/callback resumed the thread" in details["gist_approval"]
     assert "exactly one public Gist" in details["gist_approval"]
-    assert len(seen_tokens) >= 7
-    for token in seen_tokens:
-        assert token not in result.stdout and token not in result.stderr
 
 
 def test_a_server_that_cannot_start_fails_the_run_clearly(monkeypatch) -> None:
     monkeypatch.setattr(langgraph_dev, "langgraph_bin", lambda: "false")
     result = CliRunner().invoke(app, ["demo", "--server", "--json"])
     assert result.exit_code == 1
-    report = _one_json_object(result.stdout)
+    report = one_json_object(result.stdout)
     assert report["ok"] is False
     [step] = report["steps"]
     assert step["name"] == "langgraph dev" and step["ok"] is False

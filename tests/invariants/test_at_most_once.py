@@ -11,7 +11,7 @@ from langchain_core.messages import AIMessage
 from langgraph.types import Command
 
 from auth.approvals import close_all
-from auth.approvals_ledger import ApprovalStatus
+from auth.approvals_ledger import ApprovalRecord, ApprovalStatus
 from graph.resumer import WAKE, resume_when_approved
 from tests.approvals.conftest import pending_interrupt, saved_graph, tool_results, until_due
 
@@ -142,20 +142,22 @@ def test_answers_are_counted_per_call_for_missing_and_shared_ids() -> None:
         assert pending_tool_calls([ai, answer, answer]) == []
 
 
-async def test_calls_without_an_id_each_get_their_own_approval_and_run_once(
-    world, scripted, tmp_path, thread_config
-) -> None:
+async def _two_calls_approved_in_turn(
+    world, scripted, tmp_path, thread_config, first_id: str | None, second_id: str | None
+) -> tuple[ApprovalRecord, ApprovalRecord]:
+    """The agent asks for two Gists in one reply (with these tool call ids); alice approves the
+    first, which runs, then the second, its own request, which runs too: each exactly once.
+    Returns the two approval records."""
     one, two = world.marker + "-1", world.marker + "-2"
-    scripted.script = [two_calls((None, one), (None, two))]
+    scripted.script = [two_calls((first_id, one), (second_id, two))]
     async with saved_graph(tmp_path / "cp.sqlite") as graph:
         out = await graph.ainvoke(ask(), thread_config, context=world.ctx)
         first = await world.record(pending_interrupt(out)["approval_id"])
         world.approve(first)
         await until_due(first)
-        # The first runs; the second (also without an id) is its own request, not "done once".
         out = await graph.ainvoke(Command(resume=WAKE), thread_config, context=world.ctx)
         second = await world.record(pending_interrupt(out)["approval_id"])
-        assert second.id != first.id and second.action_digest != first.action_digest
+        assert second.id != first.id
         assert world.gists(one) == 1 and world.gists(two) == 0
         world.approve(second)
         await until_due(second)
@@ -165,6 +167,17 @@ async def test_calls_without_an_id_each_get_their_own_approval_and_run_once(
         assert world.gists(one) == 1 and world.gists(two) == 1
         assert len(world.pushes(first.action_digest)) == 1
         assert len(world.pushes(second.action_digest)) == 1
+    return first, second
+
+
+async def test_calls_without_an_id_each_get_their_own_approval_and_run_once(
+    world, scripted, tmp_path, thread_config
+) -> None:
+    # The first runs; the second (also without an id) is its own request, not "done once".
+    first, second = await _two_calls_approved_in_turn(
+        world, scripted, tmp_path, thread_config, None, None
+    )
+    assert second.action_digest != first.action_digest
 
 
 async def test_calls_sharing_an_id_in_one_reply_are_answered_once_each(
@@ -172,22 +185,7 @@ async def test_calls_sharing_an_id_in_one_reply_are_answered_once_each(
 ) -> None:
     # The agent node gives a repeated id a fresh one before routing (graph.nodes.agent), so the
     # twins are two calls with two approvals: one approval never covers both.
-    one, two = world.marker + "-1", world.marker + "-2"
-    scripted.script = [two_calls(("call_twin", one), ("call_twin", two))]
-    async with saved_graph(tmp_path / "cp.sqlite") as graph:
-        out = await graph.ainvoke(ask(), thread_config, context=world.ctx)
-        first = await world.record(pending_interrupt(out)["approval_id"])
-        world.approve(first)
-        await until_due(first)
-        out = await graph.ainvoke(Command(resume=WAKE), thread_config, context=world.ctx)
-        second = await world.record(pending_interrupt(out)["approval_id"])
-        assert second.id != first.id and second.tool_call_id != first.tool_call_id
-        assert world.gists(one) == 1 and world.gists(two) == 0
-        world.approve(second)
-        await until_due(second)
-        out = await graph.ainvoke(Command(resume=WAKE), thread_config, context=world.ctx)
-        assert "__interrupt__" not in out
-        assert [m.status for m in tool_results(out)] == ["success", "success"]
-        assert world.gists(one) == 1 and world.gists(two) == 1
-        assert len(world.pushes(first.action_digest)) == 1
-        assert len(world.pushes(second.action_digest)) == 1
+    first, second = await _two_calls_approved_in_turn(
+        world, scripted, tmp_path, thread_config, "call_twin", "call_twin"
+    )
+    assert second.tool_call_id != first.tool_call_id

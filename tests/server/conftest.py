@@ -2,64 +2,58 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Awaitable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from langgraph_sdk import get_client
 
-REPO = Path(__file__).resolve().parents[2]
-# What `langgraph.json` needs next to it; linked, so the server's cwd (and its `.langgraph_api/`
-# data folder) is a fresh temporary directory and never the repository.
-_LINKED = (
-    "langgraph.json",
-    "pyproject.toml",
-    "settings.py",
-    "graph",
-    "tools",
-    "auth",
-    "vectorstore",
-    "devstack",
-    "cli",
+from devstack.demo.langgraph_dev import (
+    LOGGED_OFFLINE_ENV,
+    PROJECT_ROOT,
+    LangGraphDev,
+    LangGraphDevError,
+    free_port,
+    inherited_environment,
+    start_langgraph_dev,
 )
-STARTUP_LIMIT_SECONDS = 120
+from devstack.demo.served import thread_interrupts
+
+REPO = PROJECT_ROOT
+LangGraphServer = LangGraphDev  # the name the server tests know it by
+HELLO = {"messages": [{"role": "user", "content": "hello"}]}
 
 
-@dataclass
-class LangGraphServer:
-    url: str
-    cwd: Path
-    log_path: Path
-    startup_seconds: float
-    process: subprocess.Popen
-
-    @property
-    def data_dir(self) -> Path:
-        return self.cwd / ".langgraph_api"
-
-    def log_text(self) -> str:
-        return self.log_path.read_text(errors="replace")
+def server_client(server: LangGraphServer, token: str | None = None, **headers: str) -> Any:
+    """An SDK client for `server`, with `token` as bearer token (none: anonymous)."""
+    if token is not None:
+        headers["Authorization"] = f"Bearer {token}"
+    return get_client(url=server.url, api_key=None, headers=headers)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+async def http_answer(awaitable: Awaitable[Any]) -> tuple[int, str]:
+    """The HTTP status and body of an SDK call: 200 and nothing when it succeeds."""
+    try:
+        await awaitable
+    except httpx.HTTPStatusError as exc:
+        return exc.response.status_code, exc.response.text
+    return 200, ""
 
 
-def _langgraph_bin() -> str:
-    candidate = Path(sys.executable).with_name("langgraph")
-    return str(candidate) if candidate.exists() else "langgraph"
+async def http_status(awaitable: Awaitable[Any]) -> int:
+    """The HTTP status of an SDK call (200 when it succeeds)."""
+    return (await http_answer(awaitable))[0]
+
+
+def interrupt_values(state: dict[str, Any]) -> list[dict[str, Any]]:
+    """The values of the interrupts a thread state from the server's API holds."""
+    return [i.get("value", i) for i in thread_interrupts(state)]
 
 
 @contextlib.contextmanager
@@ -74,91 +68,42 @@ def run_langgraph_dev(
 
     `auth_config`: keys merged into `langgraph.json`'s `auth` section (for this server only).
     """
-    for name in _LINKED:
-        if name == "langgraph.json" and auth_config:
-            config = json.loads((REPO / name).read_text())
-            config["auth"] = {**config.get("auth", {}), **auth_config}
-            (cwd / name).write_text(json.dumps(config, indent=2))
-        elif (REPO / name).exists():
-            (cwd / name).symlink_to(REPO / name)
-    port = _free_port()
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("WARRANT_", "LANGSMITH_", "LANGCHAIN_", "OPENAI_"))
-        and k not in ("LANGGRAPH_API_KEY",)
-    }
+    if auth_config:
+        config = json.loads((REPO / "langgraph.json").read_text())
+        config["auth"] = {**config.get("auth", {}), **auth_config}
+        (cwd / "langgraph.json").write_text(json.dumps(config, indent=2))
+    env = inherited_environment(drop_prefixes=("OPENAI_",))
     env.update(devstack.env())
-    env.update(
-        {
-            "WARRANT_DATA_DIR": str(cwd / "warrant-data"),
-            "WARRANT_MODEL": "offline",
-            "LANGGRAPH_CLI_NO_ANALYTICS": "1",
-            "LANGGRAPH_NO_VERSION_CHECK": "true",
-            "LANGSMITH_TRACING": "false",
-            "LANGCHAIN_TRACING_V2": "false",
-            "HF_HUB_OFFLINE": "1",
-            "TRANSFORMERS_OFFLINE": "1",
-            "ANONYMIZED_TELEMETRY": "False",
-            "PYTHONUNBUFFERED": "1",
-        }
-    )
+    env.update(LOGGED_OFFLINE_ENV)
+    env.update({"WARRANT_DATA_DIR": str(cwd / "warrant-data"), "WARRANT_MODEL": "offline"})
     env.update(extra_env or {})
-    log_path = cwd / "server.log"
-    log = log_path.open("wb")
-    started = time.perf_counter()
-    process = subprocess.Popen(
-        [
-            _langgraph_bin(),
-            "dev",
-            "--no-browser",
-            "--no-reload",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ],
-        cwd=cwd,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,  # its own process group: teardown stops it and its children
-    )
-    url = f"http://127.0.0.1:{port}"
-    server = None
     try:
-        deadline = started + STARTUP_LIMIT_SECONDS
-        while time.perf_counter() < deadline:
-            if process.poll() is not None:
-                break
-            try:
-                if httpx.get(url + "/ok", timeout=1).status_code == 200:
-                    server = LangGraphServer(
-                        url, cwd, log_path, time.perf_counter() - started, process
-                    )
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        if server is None:
-            log.flush()
-            pytest.fail(
-                "langgraph dev did not answer /ok:\n" + log_path.read_text(errors="replace")[-4000:]
-            )
-        print(f"\nlanggraph dev answered /ok after {server.startup_seconds:.2f} s")
+        # on a thread of its own: some callers are coroutines, inside a running event loop
+        with ThreadPoolExecutor(1) as pool:
+            server = pool.submit(asyncio.run, start_langgraph_dev(cwd, env, free_port())).result()
+    except LangGraphDevError as exc:
+        log = (cwd / "server.log").read_text(errors="replace")[-4000:]
+        pytest.fail(f"{exc}\n{log}")
+    print(f"\nlanggraph dev answered /ok after {server.startup_seconds:.2f} s")
+    try:
         yield server
     finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(15)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait(5)
-        log.close()
+        server.stop()
 
 
 @pytest.fixture(scope="session")
 def langgraph_server(devstack, tmp_path_factory) -> Iterator[LangGraphServer]:
     with run_langgraph_dev(devstack, tmp_path_factory.mktemp("langgraph-dev")) as server:
         yield server
+
+
+@pytest.fixture
+def alice(langgraph_server, alice_tokens) -> Any:
+    """The session's server, as alice."""
+    return server_client(langgraph_server, alice_tokens.access_token)
+
+
+@pytest.fixture
+def bob(langgraph_server, bob_tokens) -> Any:
+    """The session's server, as bob."""
+    return server_client(langgraph_server, bob_tokens.access_token)

@@ -7,40 +7,15 @@ import uuid
 
 import httpx
 import pytest
-from langgraph_sdk import get_client
 from langgraph_sdk.schema import Command
 
 from devstack.identity.users import subject_for
+from tests.server.conftest import HELLO, http_status, server_client
 
 pytestmark = pytest.mark.server
 
-HELLO = {"messages": [{"role": "user", "content": "hello"}]}
 ALICE = subject_for("alice@example.com")
 BOB = subject_for("bob@example.com")
-
-
-def _client(server, token: str | None = None, **headers: str):
-    if token is not None:
-        headers["Authorization"] = f"Bearer {token}"
-    return get_client(url=server.url, api_key=None, headers=headers)
-
-
-async def _status(awaitable) -> int:
-    try:
-        await awaitable
-    except httpx.HTTPStatusError as exc:
-        return exc.response.status_code
-    return 200
-
-
-@pytest.fixture
-def alice(langgraph_server, alice_tokens):
-    return _client(langgraph_server, alice_tokens.access_token)
-
-
-@pytest.fixture
-def bob(langgraph_server, bob_tokens):
-    return _client(langgraph_server, bob_tokens.access_token)
 
 
 async def test_ok_answers_and_startup_time_is_reported(langgraph_server) -> None:
@@ -73,21 +48,21 @@ async def test_each_user_sees_only_their_own_threads(alice, bob) -> None:
     assert bob_thread["thread_id"] in bob_ids and bob_thread["thread_id"] not in alice_ids
 
     denied = (403, 404)
-    assert await _status(bob.threads.get(thread_id)) in denied
-    assert await _status(bob.threads.get_state(thread_id)) in denied
-    assert await _status(bob.threads.get_history(thread_id)) in denied
-    assert await _status(bob.threads.delete(thread_id)) in denied
-    assert await _status(bob.runs.create(thread_id, "agent", input=HELLO)) in denied
-    assert await _status(bob.runs.wait(thread_id, "agent", input=HELLO)) in denied
+    assert await http_status(bob.threads.get(thread_id)) in denied
+    assert await http_status(bob.threads.get_state(thread_id)) in denied
+    assert await http_status(bob.threads.get_history(thread_id)) in denied
+    assert await http_status(bob.threads.delete(thread_id)) in denied
+    assert await http_status(bob.runs.create(thread_id, "agent", input=HELLO)) in denied
+    assert await http_status(bob.runs.wait(thread_id, "agent", input=HELLO)) in denied
     assert (
-        await _status(bob.runs.create(thread_id, "agent", command=Command(resume={"ok": True})))
+        await http_status(bob.runs.create(thread_id, "agent", command=Command(resume={"ok": True})))
         in denied
     )
     runs = await alice.runs.list(thread_id)
     run_id = runs[0]["run_id"]
-    assert await _status(bob.runs.get(thread_id, run_id)) in denied
-    assert await _status(bob.runs.cancel(thread_id, run_id)) in denied
-    bob_runs = await _status(bob.runs.list(thread_id))
+    assert await http_status(bob.runs.get(thread_id, run_id)) in denied
+    assert await http_status(bob.runs.cancel(thread_id, run_id)) in denied
+    bob_runs = await http_status(bob.runs.list(thread_id))
     if bob_runs == 200:  # a listing may answer empty instead of refusing
         assert await bob.runs.list(thread_id) == []
     else:
@@ -101,13 +76,13 @@ async def test_each_user_sees_only_their_own_threads(alice, bob) -> None:
 async def test_state_edits_are_refused_even_to_the_owner(alice) -> None:
     thread_id = await _alice_thread(alice)
     before = await alice.threads.get_state(thread_id)
-    status = await _status(alice.threads.update_state(thread_id, {"messages": []}))
+    status = await http_status(alice.threads.update_state(thread_id, {"messages": []}))
     assert status == 403
-    assert await _status(alice.threads.update(thread_id, metadata={"owner": "x"})) == 403
+    assert await http_status(alice.threads.update(thread_id, metadata={"owner": "x"})) == 403
     edit = Command(resume="yes", update={"messages": []})
-    assert await _status(alice.runs.create(thread_id, "agent", command=edit)) == 403
+    assert await http_status(alice.runs.create(thread_id, "agent", command=edit)) == 403
     goto = Command(goto="tools")
-    assert await _status(alice.runs.create(thread_id, "agent", command=goto)) == 403
+    assert await http_status(alice.runs.create(thread_id, "agent", command=goto)) == 403
     after = await alice.threads.get_state(thread_id)
     assert after["values"] == before["values"]
 
@@ -116,33 +91,33 @@ async def test_assistants_are_shared_read_only_and_owned_when_created(alice, bob
     system = await alice.assistants.search(graph_id="agent")
     assert any(a["metadata"].get("created_by") == "system" for a in system)
     mine = await alice.assistants.create("agent", name=f"alice-{uuid.uuid4().hex[:6]}")
-    assert await _status(bob.assistants.get(mine["assistant_id"])) in (403, 404)
+    assert await http_status(bob.assistants.get(mine["assistant_id"])) in (403, 404)
     ids = {a["assistant_id"] for a in await bob.assistants.search(limit=100)}
     assert mine["assistant_id"] not in ids
     system_id = next(a for a in system if a["metadata"].get("created_by") == "system")
-    assert await _status(bob.assistants.delete(system_id["assistant_id"])) in (403, 404)
+    assert await http_status(bob.assistants.delete(system_id["assistant_id"])) in (403, 404)
 
 
 async def test_store_is_scoped_to_the_owner(alice, bob) -> None:
     mine = (ALICE, "notes")
     await alice.store.put_item(mine, "k", {"v": 1})
     assert (await alice.store.get_item(mine, "k"))["value"] == {"v": 1}
-    assert await _status(bob.store.get_item(mine, "k")) == 403
-    assert await _status(bob.store.put_item(mine, "k", {"v": 2})) == 403
-    assert await _status(bob.store.search_items(mine)) == 403
+    assert await http_status(bob.store.get_item(mine, "k")) == 403
+    assert await http_status(bob.store.put_item(mine, "k", {"v": 2})) == 403
+    assert await http_status(bob.store.search_items(mine)) == 403
     assert (await alice.store.get_item(mine, "k"))["value"] == {"v": 1}
 
 
 async def test_studio_header_is_refused_when_studio_is_disabled(langgraph_server) -> None:
-    studio = _client(langgraph_server, **{"x-auth-scheme": "langsmith"})
-    assert await _status(studio.threads.search()) in (401, 403)
-    assert await _status(studio.threads.create()) in (401, 403)
+    studio = server_client(langgraph_server, **{"x-auth-scheme": "langsmith"})
+    assert await http_status(studio.threads.search()) in (401, 403)
+    assert await http_status(studio.threads.create()) in (401, 403)
 
 
 async def test_no_token_is_401(langgraph_server) -> None:
-    anonymous = _client(langgraph_server)
-    assert await _status(anonymous.threads.search()) == 401
-    assert await _status(anonymous.threads.create()) == 401
+    anonymous = server_client(langgraph_server)
+    assert await http_status(anonymous.threads.search()) == 401
+    assert await http_status(anonymous.threads.create()) == 401
     response = httpx.post(
         langgraph_server.url + "/threads/search", json={}, headers={"Authorization": "Basic eDp5"}
     )
@@ -165,8 +140,8 @@ FORGERIES = [
 @pytest.mark.parametrize("forgery", FORGERIES)
 async def test_bad_tokens_are_401(langgraph_server, mint_token, forgery: str) -> None:
     token = getattr(mint_token, forgery)()
-    client = _client(langgraph_server, token)
-    assert await _status(client.threads.search()) == 401
+    client = server_client(langgraph_server, token)
+    assert await http_status(client.threads.search()) == 401
     response = httpx.post(
         langgraph_server.url + "/threads",
         json={},
@@ -180,5 +155,5 @@ async def test_bad_tokens_are_401(langgraph_server, mint_token, forgery: str) ->
 
 async def test_a_valid_minted_token_is_accepted(langgraph_server, mint_token) -> None:
     # the control for the forgeries above: same minter, nothing wrong with it
-    client = _client(langgraph_server, mint_token.valid())
-    assert await _status(client.threads.search()) == 200
+    client = server_client(langgraph_server, mint_token.valid())
+    assert await http_status(client.threads.search()) == 200
