@@ -66,6 +66,11 @@ async def test_a_ping_resumes_the_thread_and_replays_change_nothing(
                 await world.ciba.flush()
                 assert world.ciba.stats(record.auth_req_id)["pings"] == 1
                 assert world.gists() == 1
+                # The ledger says DONE before the resumed run has saved its last checkpoint.
+                for _ in range(600):
+                    if resumer.results:
+                        break
+                    await asyncio.sleep(0.05)
                 state = await graph.aget_state(thread_config)
                 assert not state.interrupts
                 assert done.outcome in state.values["messages"][-1].content
