@@ -56,7 +56,7 @@ async def ciba_callback(request: Request) -> Response:
         return _error(400, "invalid_request", "The notification is too large.")
     try:
         body = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):  # nesting past the interpreter's recursion limit
         return _error(400, "invalid_request", "The notification is not JSON.")
     auth_req_id = body.get("auth_req_id") if isinstance(body, dict) else None
     if not isinstance(auth_req_id, str) or not auth_req_id or len(auth_req_id) > 512:

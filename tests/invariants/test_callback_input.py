@@ -66,3 +66,24 @@ async def test_odd_authorization_headers_are_401_and_wake_nothing(env, header) -
         headers={"Authorization": f"Bearer {notification_token(record.id)}"},
     )
     assert ok.status_code == 204
+
+
+async def test_nesting_past_the_recursion_limit_is_a_400(env, monkeypatch) -> None:  # noqa: F811
+    # Whether 2,000 levels exceed the limit depends on what raised it earlier in the process;
+    # the parser's RecursionError itself must be a 400, whatever the limit is.
+    import graph.callbacks as callbacks
+
+    def too_deep(raw):
+        raise RecursionError("maximum recursion depth exceeded while decoding a JSON array")
+
+    monkeypatch.setattr(callbacks.json, "loads", too_deep)
+    http, resumer = env
+    record = await _pending()
+    response = await http.post(
+        CALLBACK_PATH,
+        content=BODIES["deep-array"],
+        headers={"Authorization": f"Bearer {notification_token(record.id)}"},
+    )
+    assert response.status_code == 400, response.text
+    assert resumer.woken == []
+    assert (await (await get_ledger()).get(record.id)).status is ApprovalStatus.PENDING
