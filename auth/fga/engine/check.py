@@ -67,6 +67,14 @@ class StrictConditionError(Exception):
         self.error = error
 
 
+def _condition_failure(e: FGAError | StrictConditionError) -> FGAError:
+    """The error of a read where no tuple met its condition; a strict one (list_objects) is
+    raised at once, since no operator may absorb it."""
+    if isinstance(e, StrictConditionError):
+        raise e
+    return e
+
+
 class CheckResolver:
     """Resolves checks for one request (one model, one reader, one request context).
 
@@ -218,7 +226,7 @@ class CheckResolver:
             allowed_wildcards = {r.type for r in usersets if r.wildcard}
             dispatches: list[Edge] = []
             target = self.target(user)
-            condition_error: FGAError | None = None
+            condition_error: FGAError | StrictConditionError | None = None
             met_once = False
             for edge in self.reader.read(object, relation):
                 if edge.wildcard:
@@ -233,18 +241,20 @@ class CheckResolver:
                 try:
                     if not self.condition_met(edge):
                         continue
-                except FGAError as e:
-                    if edge.wildcard:
-                        error = e  # the wildcard is read on its own: its error stands
-                    else:
+                except (FGAError, StrictConditionError) as e:
+                    if not edge.wildcard:
                         condition_error = e
+                    elif isinstance(e, StrictConditionError):
+                        raise
+                    else:
+                        error = e  # the wildcard is read on its own: its error stands
                     continue
                 if edge.wildcard:
                     return ALLOWED
                 met_once = True
                 dispatches.append(edge)
             if condition_error is not None and not met_once:
-                error = condition_error  # unless a tuple met its condition: see module doc
+                error = _condition_failure(condition_error)  # see module doc
             collect = self._skip == (object, relation)
             for edge in dispatches:
                 self_edge = edge.user_type == object_type and edge.user_relation == relation
@@ -277,7 +287,7 @@ class CheckResolver:
         cycle = cut = False
         object_type = object.split(":", 1)[0]
         target = self.target(user)
-        condition_error: FGAError | None = None
+        condition_error: FGAError | StrictConditionError | None = None
         met_once = False
         for edge in self.reader.read(object, tupleset):
             if self.ts.relation_or_none(edge.user_type, computed) is None:
@@ -287,7 +297,7 @@ class CheckResolver:
             try:
                 if not self.condition_met(edge):
                     continue
-            except FGAError as e:
+            except (FGAError, StrictConditionError) as e:
                 condition_error = e
                 continue
             met_once = True
@@ -303,8 +313,9 @@ class CheckResolver:
             if out.allowed:
                 return ALLOWED
             cycle, cut = cycle or out.cycle, cut or out.cut
-        if error is None and not met_once:
-            error = condition_error  # unless a tuple met its condition: see module doc
+        if condition_error is not None and not met_once:
+            failure = _condition_failure(condition_error)  # see module doc
+            error = error or failure
         if error is not None:
             raise error
         return _merge(cycle, cut)
