@@ -18,8 +18,9 @@ def list_objects(
 ) -> list[str]:
     """Objects of `object_type` where `user` has `relation`, deduplicated, in discovery order.
 
-    A depth or condition error on any candidate fails the request, as in OpenFGA: the
-    resolver must be built with `strict_conditions=True` so no union absorbs a condition error.
+    A condition error on a tuple the reverse expansion walks fails the request, as in OpenFGA;
+    a candidate is confirmed by an ordinary check (OpenFGA's), where a union granted by one
+    operand absorbs an error under another. A depth error on a candidate fails the request.
     When the resolver's deadline passes, the objects confirmed so far are the answer (OpenFGA's
     list_objects answers with what it has at its deadline).
     """
