@@ -59,22 +59,6 @@ def _merge(cycle: bool, cut: bool) -> Outcome:
     return CUT if cut else DENIED
 
 
-class StrictConditionError(Exception):
-    """A condition error that no operator may absorb (list_objects fails on any, as OpenFGA)."""
-
-    def __init__(self, error: FGAError) -> None:
-        super().__init__(str(error))
-        self.error = error
-
-
-def _condition_failure(e: FGAError | StrictConditionError) -> FGAError:
-    """The error of a read where no tuple met its condition; a strict one (list_objects) is
-    raised at once, since no operator may absorb it."""
-    if isinstance(e, StrictConditionError):
-        raise e
-    return e
-
-
 class CheckResolver:
     """Resolves checks for one request (one model, one reader, one request context).
 
@@ -89,7 +73,6 @@ class CheckResolver:
         reader: RequestReader,
         context: dict[str, Any] | None = None,
         max_depth: int = DEFAULT_MAX_DEPTH,
-        strict_conditions: bool = False,
         deadline: float | None = None,
     ) -> None:
         self.ts = ts
@@ -97,7 +80,6 @@ class CheckResolver:
         # using the CPU at once instead of running on in a worker thread nobody waits for
         self.deadline = deadline
         self._stop_at = None if deadline is None else time.monotonic() + deadline
-        self.strict_conditions = strict_conditions
         self.reader = reader
         self.context = context or {}
         self.max_depth = max_depth
@@ -196,14 +178,9 @@ class CheckResolver:
         condition = self.ts.conditions.get(name)
         if condition is None:  # filtered by validation already; be safe: not met
             return False
-        try:
-            return conditions.evaluate(
-                condition, edge.key.condition_context, self.context, tuple_to_string(edge.key)
-            )
-        except FGAError as e:
-            if self.strict_conditions:
-                raise StrictConditionError(e) from None
-            raise
+        return conditions.evaluate(
+            condition, edge.key.condition_context, self.context, tuple_to_string(edge.key)
+        )
 
     def direct(self, object: str, relation: str, user: str, depth: int) -> Outcome:
         """`[user, user:*, group#member]`: a matching tuple, a wildcard, or a userset to follow."""
@@ -226,7 +203,7 @@ class CheckResolver:
             allowed_wildcards = {r.type for r in usersets if r.wildcard}
             dispatches: list[Edge] = []
             target = self.target(user)
-            condition_error: FGAError | StrictConditionError | None = None
+            condition_error: FGAError | None = None
             met_once = False
             for edge in self.reader.read(object, relation):
                 if edge.wildcard:
@@ -241,20 +218,18 @@ class CheckResolver:
                 try:
                     if not self.condition_met(edge):
                         continue
-                except (FGAError, StrictConditionError) as e:
-                    if not edge.wildcard:
-                        condition_error = e
-                    elif isinstance(e, StrictConditionError):
-                        raise
-                    else:
+                except FGAError as e:
+                    if edge.wildcard:
                         error = e  # the wildcard is read on its own: its error stands
+                    else:
+                        condition_error = e
                     continue
                 if edge.wildcard:
                     return ALLOWED
                 met_once = True
                 dispatches.append(edge)
             if condition_error is not None and not met_once:
-                error = _condition_failure(condition_error)  # see module doc
+                error = condition_error  # see module doc
             collect = self._skip == (object, relation)
             for edge in dispatches:
                 self_edge = edge.user_type == object_type and edge.user_relation == relation
@@ -287,7 +262,7 @@ class CheckResolver:
         cycle = cut = False
         object_type = object.split(":", 1)[0]
         target = self.target(user)
-        condition_error: FGAError | StrictConditionError | None = None
+        condition_error: FGAError | None = None
         met_once = False
         for edge in self.reader.read(object, tupleset):
             if self.ts.relation_or_none(edge.user_type, computed) is None:
@@ -297,7 +272,7 @@ class CheckResolver:
             try:
                 if not self.condition_met(edge):
                     continue
-            except (FGAError, StrictConditionError) as e:
+            except FGAError as e:
                 condition_error = e
                 continue
             met_once = True
@@ -314,8 +289,7 @@ class CheckResolver:
                 return ALLOWED
             cycle, cut = cycle or out.cycle, cut or out.cut
         if condition_error is not None and not met_once:
-            failure = _condition_failure(condition_error)  # see module doc
-            error = error or failure
+            error = error or condition_error  # see module doc
         if error is not None:
             raise error
         return _merge(cycle, cut)

@@ -8,7 +8,7 @@ the model allows it, sub-results are computed once per request.
 
 from __future__ import annotations
 
-from auth.fga.engine.check import CheckResolver, StrictConditionError
+from auth.fga.engine.check import CheckResolver
 from auth.fga.engine.reverse import candidate_objects
 from auth.fga.errors import ErrorCode, FGAError
 
@@ -35,8 +35,6 @@ def list_objects(
             resolver.condition_met,
             resolver.check_deadline,
         )
-    except StrictConditionError as e:
-        raise e.error from None
     except FGAError as e:
         if e.code == ErrorCode.deadline_exceeded:
             return results
@@ -44,8 +42,6 @@ def list_objects(
     for obj in candidates:
         try:
             allowed = resolver.check(obj, relation, user)
-        except StrictConditionError as e:
-            raise e.error from None
         except FGAError as e:
             if e.code == ErrorCode.deadline_exceeded:
                 break
