@@ -123,7 +123,8 @@ def cases(draw: Any, conditional_ttu: bool = False) -> dict[str, Any]:
     """One store test file's content: a model (DSL), tuples, and one test of queries.
 
     `conditional_ttu` lets `parent` tuples carry the condition (tuple to userset through a
-    conditioned tuple), where the engines still disagree on when a missing parameter is an error.
+    conditioned tuple), where whether a missing parameter is an error depends on the other
+    tuples of the same read and on the strategy OpenFGA picks.
     """
     parents = PARENT if conditional_ttu else PARENT[:1]
     choice = {

@@ -234,3 +234,59 @@ def test_lists_and_shared_results_agree_with_plain_check(dsl: str, tuples: list[
                 assert engine.check(ts, src, user, relation, doc), (user, relation, doc)
             # (the converse does not hold in OpenFGA either: an exclusion whose subtracted side
             # meets a cycle lists nobody; see data/regressions/lu_cycle_in_subtract.fga.yaml)
+
+
+CONDITIONAL_PARENTS = """
+model
+  schema 1.1
+type user
+type folder
+  relations
+    define owner: [user]
+    define parent: [folder, folder with cond]
+    define viewer: [user, user:*] or owner or viewer from parent
+type doc
+  relations
+    define parent: [folder, folder with cond]
+    define viewer: viewer from parent
+condition cond(x: int, limit: int) {
+  x < limit
+}
+"""
+
+
+def test_a_missing_parameter_is_an_error_only_when_no_tuple_of_the_read_met_its_condition() -> None:
+    """OpenFGA's condition-filtered reads: the error of an unevaluable parent tuple surfaces
+    when no other parent tuple met its condition (agreement files cover the other side)."""
+    store, sid, mid = store_with(
+        CONDITIONAL_PARENTS,
+        [
+            tk("folder:f1", "parent", "doc:d1", {"name": "cond"}),
+            tk("user:u1", "viewer", "folder:f1"),
+        ],
+    )
+    ts, src = store.typesystem(sid, mid), store.source(sid)
+    with pytest.raises(FGAError) as err:
+        engine.check(ts, src, "user:u1", "viewer", "doc:d1", context={"x": 1})
+    assert err.value.code == ErrorCode.validation_error
+    assert engine.check(ts, src, "user:u1", "viewer", "doc:d1", context={"x": 1, "limit": 2})
+    store.write(sid, writes=[tk("folder:f2", "parent", "doc:d1")])
+    assert not engine.check(ts, src, "user:u1", "viewer", "doc:d1", context={"x": 1})
+
+
+def test_recursive_parents_error_once_the_user_holds_the_relation_somewhere() -> None:
+    """The recursive strategy skips the walk (and its condition errors) only for a user who holds
+    the relation nowhere but through the parent edge; a user who does meets the error."""
+    store, sid, mid = store_with(
+        CONDITIONAL_PARENTS,
+        [
+            tk("folder:f2", "parent", "folder:f1"),
+            tk("folder:f1", "parent", "folder:f2", {"name": "cond"}),
+            tk("user:u3", "owner", "folder:f3"),
+        ],
+    )
+    ts, src = store.typesystem(sid, mid), store.source(sid)
+    assert not engine.check(ts, src, "user:u4", "viewer", "folder:f1", context={"x": 7})
+    with pytest.raises(FGAError) as err:
+        engine.check(ts, src, "user:u3", "viewer", "folder:f1", context={"x": 7})
+    assert err.value.code == ErrorCode.validation_error

@@ -195,3 +195,38 @@ condition tags(wanted: string, have: list<string>, limits: map<int>) {
     assert check("user:t", {"wanted": "a", "limits": {"a": 2}})
     assert not check("user:t", {"wanted": "c", "limits": {"c": 2}})
     assert not check("user:t", {"wanted": "b", "limits": {"b": 0}})
+
+
+def test_list_users_evaluates_every_tuple_of_a_read_before_the_user_filter() -> None:
+    """OpenFGA's list_users evaluates the condition of every tuple it reads on a relation that
+    can lead to the filter, even a user of another type: a missing parameter there fails the
+    request (found by the differential test; the engine used to skip the tuple)."""
+    store, sid, mid = store_with(
+        """
+model
+  schema 1.1
+type user
+type group
+  relations
+    define member: [user]
+type doc
+  relations
+    define restricted: [user with cond, group#member with cond]
+    define can_edit: [user] or restricted
+condition cond(x: int, limit: int) {
+  x < limit
+}
+""",
+        [
+            tk("user:u2", "restricted", "doc:d2", {"name": "cond"}),
+            tk("group:g1#member", "restricted", "doc:d2", {"name": "cond", "context": {"x": 1}}),
+        ],
+    )
+    ts, src = store.typesystem(sid, mid), store.source(sid)
+    with pytest.raises(FGAError) as err:
+        engine.list_users(ts, src, "doc:d2", "can_edit", ["group#member"], context={"limit": 5})
+    assert err.value.code == ErrorCode.validation_error
+    users = engine.list_users(
+        ts, src, "doc:d2", "can_edit", ["group#member"], context={"x": 1, "limit": 5}
+    )
+    assert users == ["group:g1#member"]

@@ -145,7 +145,7 @@ def list_objects(
     ctx_tuples = _contextual(ts, contextual_tuples)
     ctx = check_context_is_object(context)
     reader = RequestReader(ts, source, ctx_tuples)
-    resolver = CheckResolver(ts, reader, ctx, max_depth, strict_conditions=True, deadline=deadline)
+    resolver = CheckResolver(ts, reader, ctx, max_depth, deadline=deadline)
     return _list_objects(resolver, user, relation, object_type, limit)
 
 

@@ -15,7 +15,10 @@ Semantics kept from OpenFGA:
   errors; exclusion: base not allowed, or subtract allowed, wins over errors;
 - where OpenFGA's concurrent operands race between "not allowed" and "cycle", the engine takes
   the cycle (see `_cycle_in`): it may then deny where OpenFGA allowed, never the other way;
-- tuples a model no longer allows are skipped; a condition that cannot be evaluated is an error.
+- tuples a model no longer allows are skipped; a condition that cannot be evaluated is an error,
+  except on the userset and tuple-to-userset reads, which OpenFGA filters with its
+  `ConditionsFilteredTupleKeyIterator`: there an unevaluable condition only skips its tuple
+  once another tuple of the same read met its condition (the error surfaces when none did).
 """
 
 from __future__ import annotations
@@ -56,14 +59,6 @@ def _merge(cycle: bool, cut: bool) -> Outcome:
     return CUT if cut else DENIED
 
 
-class StrictConditionError(Exception):
-    """A condition error that no operator may absorb (list_objects fails on any, as OpenFGA)."""
-
-    def __init__(self, error: FGAError) -> None:
-        super().__init__(str(error))
-        self.error = error
-
-
 class CheckResolver:
     """Resolves checks for one request (one model, one reader, one request context).
 
@@ -78,7 +73,6 @@ class CheckResolver:
         reader: RequestReader,
         context: dict[str, Any] | None = None,
         max_depth: int = DEFAULT_MAX_DEPTH,
-        strict_conditions: bool = False,
         deadline: float | None = None,
     ) -> None:
         self.ts = ts
@@ -86,7 +80,6 @@ class CheckResolver:
         # using the CPU at once instead of running on in a worker thread nobody waits for
         self.deadline = deadline
         self._stop_at = None if deadline is None else time.monotonic() + deadline
-        self.strict_conditions = strict_conditions
         self.reader = reader
         self.context = context or {}
         self.max_depth = max_depth
@@ -185,14 +178,9 @@ class CheckResolver:
         condition = self.ts.conditions.get(name)
         if condition is None:  # filtered by validation already; be safe: not met
             return False
-        try:
-            return conditions.evaluate(
-                condition, edge.key.condition_context, self.context, tuple_to_string(edge.key)
-            )
-        except FGAError as e:
-            if self.strict_conditions:
-                raise StrictConditionError(e) from None
-            raise
+        return conditions.evaluate(
+            condition, edge.key.condition_context, self.context, tuple_to_string(edge.key)
+        )
 
     def direct(self, object: str, relation: str, user: str, depth: int) -> Outcome:
         """`[user, user:*, group#member]`: a matching tuple, a wildcard, or a userset to follow."""
@@ -215,6 +203,8 @@ class CheckResolver:
             allowed_wildcards = {r.type for r in usersets if r.wildcard}
             dispatches: list[Edge] = []
             target = self.target(user)
+            condition_error: FGAError | None = None
+            met_once = False
             for edge in self.reader.read(object, relation):
                 if edge.wildcard:
                     if edge.user_type not in allowed_wildcards or edge.user_type != user_type:
@@ -229,11 +219,17 @@ class CheckResolver:
                     if not self.condition_met(edge):
                         continue
                 except FGAError as e:
-                    error = e
+                    if edge.wildcard:
+                        error = e  # the wildcard is read on its own: its error stands
+                    else:
+                        condition_error = e
                     continue
                 if edge.wildcard:
                     return ALLOWED
+                met_once = True
                 dispatches.append(edge)
+            if condition_error is not None and not met_once:
+                error = condition_error  # see module doc
             collect = self._skip == (object, relation)
             for edge in dispatches:
                 self_edge = edge.user_type == object_type and edge.user_relation == relation
@@ -266,6 +262,8 @@ class CheckResolver:
         cycle = cut = False
         object_type = object.split(":", 1)[0]
         target = self.target(user)
+        condition_error: FGAError | None = None
+        met_once = False
         for edge in self.reader.read(object, tupleset):
             if self.ts.relation_or_none(edge.user_type, computed) is None:
                 continue  # the parent's type does not define the relation: nothing to follow
@@ -275,8 +273,9 @@ class CheckResolver:
                 if not self.condition_met(edge):
                     continue
             except FGAError as e:
-                error = e
+                condition_error = e
                 continue
+            met_once = True
             self_edge = edge.user_type == object_type and computed == relation
             if self_edge and self._skip == (object, relation):
                 self._collected.append(edge.user_object)
@@ -289,6 +288,8 @@ class CheckResolver:
             if out.allowed:
                 return ALLOWED
             cycle, cut = cycle or out.cycle, cut or out.cut
+        if condition_error is not None and not met_once:
+            error = error or condition_error  # see module doc
         if error is not None:
             raise error
         return _merge(cycle, cut)
@@ -405,7 +406,9 @@ class CheckResolver:
                     try:
                         out = self.rewrite(node, relation, user, rw, depth - level)
                     except FGAError as e:
-                        error, out = e, None
+                        out = None
+                        if level == 0 or not self._user_side_empty(object, relation, user):
+                            error = e
                     finally:
                         self._visited.discard(key)
                     if out is not None:
@@ -442,6 +445,32 @@ class CheckResolver:
         if rel is None or rel.rewrite[0] not in ("this", "union"):
             return True  # other ways in: stay on the safe side (the depth error)
         return bool(self.reader.read_by_user([user, f"{user_type}:*"], object_type, relation))
+
+    def _user_side_empty(self, object: str, relation: str, user: str) -> bool:
+        """Whether OpenFGA's recursive strategy finds no object the user reaches without the
+        relation's edge to itself: it then answers false before walking past the first level,
+        so an error further along (a parent tuple missing a condition parameter) is never met.
+        True only when sure: every other operand is `[...]` on the relation or a computed
+        relation that is itself only `[...]`, and the user holds none of those tuples."""
+        object_type = object.split(":", 1)[0]
+        user_type = user.split(":", 1)[0]
+        rel = self.ts.relation_or_none(object_type, relation)
+        if rel is None:
+            return False
+        operands = rel.rewrite[1] if rel.rewrite[0] == "union" else [rel.rewrite]
+        relations = []
+        for operand in operands:
+            if operand[0] == "this":
+                relations.append(relation)
+            elif operand[0] == "computed":
+                computed = self.ts.relation_or_none(object_type, operand[1])
+                if computed is None or computed.rewrite[0] != "this":
+                    return False
+                relations.append(operand[1])
+            elif operand[0] != "ttu" or operand[2] != relation:
+                return False
+        users = [user, f"{user_type}:*"]
+        return not any(self.reader.read_by_user(users, object_type, r) for r in relations)
 
     def _recursive(self, object: str, relation: str, user: str) -> bool:
         """Whether OpenFGA resolves `relation` for this user type with its recursive strategy."""

@@ -8,7 +8,7 @@ the model allows it, sub-results are computed once per request.
 
 from __future__ import annotations
 
-from auth.fga.engine.check import CheckResolver, StrictConditionError
+from auth.fga.engine.check import CheckResolver
 from auth.fga.engine.reverse import candidate_objects
 from auth.fga.errors import ErrorCode, FGAError
 
@@ -18,8 +18,9 @@ def list_objects(
 ) -> list[str]:
     """Objects of `object_type` where `user` has `relation`, deduplicated, in discovery order.
 
-    A depth or condition error on any candidate fails the request, as in OpenFGA: the
-    resolver must be built with `strict_conditions=True` so no union absorbs a condition error.
+    A condition error on a tuple the reverse expansion walks fails the request, as in OpenFGA;
+    a candidate is confirmed by an ordinary check (OpenFGA's), where a union granted by one
+    operand absorbs an error under another. A depth error on a candidate fails the request.
     When the resolver's deadline passes, the objects confirmed so far are the answer (OpenFGA's
     list_objects answers with what it has at its deadline).
     """
@@ -34,8 +35,6 @@ def list_objects(
             resolver.condition_met,
             resolver.check_deadline,
         )
-    except StrictConditionError as e:
-        raise e.error from None
     except FGAError as e:
         if e.code == ErrorCode.deadline_exceeded:
             return results
@@ -43,8 +42,6 @@ def list_objects(
     for obj in candidates:
         try:
             allowed = resolver.check(obj, relation, user)
-        except StrictConditionError as e:
-            raise e.error from None
         except FGAError as e:
             if e.code == ErrorCode.deadline_exceeded:
                 break

@@ -180,15 +180,13 @@ class ListUsersResolver:
         dispatched: list[Message] = []
         cycle = False
         for edge in self.reader.read(object, relation):
-            wanted = self.filter.type == edge.user_type and not self.filter.relation
-            if not edge.user_relation and not wanted:
-                # A user the filter cannot match contributes nothing, so its condition is never
-                # evaluated (missing parameters there are no error, as in OpenFGA).
-                continue
+            # every tuple of the read has its condition evaluated (an error fails the request),
+            # the user filter applies after, as in OpenFGA's expandDirect
             if not self._condition_met(edge):
                 continue
             if not edge.user_relation:
-                out.append(Message(edge.user_object))
+                if self.filter.type == edge.user_type and not self.filter.relation:
+                    out.append(Message(edge.user_object))
                 continue
             sub, sub_cycle = self.expand(edge.user_object, edge.user_relation, depth)
             cycle = cycle or sub_cycle

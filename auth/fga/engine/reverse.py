@@ -23,11 +23,16 @@ Dependents = dict[tuple[str, str], list[tuple[str, ...]]]
 
 
 def _positive_leaves(rw: Rewrite) -> Iterable[Rewrite]:
-    """The leaves that can make a relation true (the subtracted side of `but not` cannot)."""
+    """The leaves the expansion walks, as OpenFGA's pruned relationship edges: every operand
+    of a union, the first of an intersection and the base of an exclusion (an object must
+    be in those; check confirms the rest, so paths under the others are never read)."""
     kind = rw[0]
-    if kind in ("union", "intersection"):
+    if kind == "union":
         for child in rw[1]:
             yield from _positive_leaves(child)
+    elif kind == "intersection":
+        if rw[1]:
+            yield from _positive_leaves(rw[1][0])
     elif kind == "difference":
         yield from _positive_leaves(rw[1])
     else:

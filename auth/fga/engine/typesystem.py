@@ -416,25 +416,29 @@ class Weights:
     ) -> bool:
         kind = rw[0]
         if kind == "this":
+            selfs = 0  # `[group#member, group#member with cond]` is one edge in OpenFGA's graph
             for r in rel.restrictions:
                 if r.relation == rel.name and r.type == type_name:
-                    counter["userset"] += 1
+                    selfs = 1
                     continue
                 w = self._restriction_weight(r, user_type)
                 if w is not None and w > 1:
                     return False
+            counter["userset"] += selfs
             return True
         if kind == "ttu":
             ts_rel = self.ts.relation_or_none(type_name, rw[1])
+            selfs = 0  # `parent: [folder, folder with cond]` is one edge too
             for r in ts_rel.restrictions if ts_rel else ():
                 if r.relation or self.ts.relation_or_none(r.type, rw[2]) is None:
                     continue
                 if r.type == type_name and rw[2] == rel.name:
-                    counter["ttu"] += 1
+                    selfs = 1
                     continue
                 w = self.weight(r.type, rw[2], user_type)
                 if w is not None:
                     return False  # another parent type: at least weight 2
+            counter["ttu"] += selfs
             return True
         if kind in ("union", "intersection", "difference"):
             children = rw[1] if kind != "difference" else (rw[1], rw[2])
