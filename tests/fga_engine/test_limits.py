@@ -131,3 +131,75 @@ def test_lists_stop_at_1000_results_by_default() -> None:
     store, sid, mid = store_with(MODEL, users)
     ts, source = store.typesystem(sid, mid), store.source(sid)
     assert len(engine.list_users(ts, source, "folder:x", "viewer", ["user"])) == 1000
+
+
+# member and m2 resolve each other under an exclusion: OpenFGA walks them with its default
+# (depth-first, cycle-flagging) strategy, and so does the engine
+DENSE_EXCLUSION = """model
+  schema 1.1
+type user
+type group
+  relations
+    define blocked: [user]
+    define member: [user, group#m2] but not blocked
+    define m2: [user, group#member]
+type folder
+  relations
+    define blocked: [user]
+    define parent: [folder]
+    define viewer: ([user] or viewer from parent) but not blocked
+    define editor: [user] and viewer
+"""
+
+
+def dense_exclusion_tuples(n: int) -> list:
+    """Every group in every other one (alternately through member and m2), every folder the
+    parent of every other one; `user:in` reaches the last ones, `user:bl` too but is blocked
+    on g2 and f3, `user:out` is nowhere."""
+    tuples = []
+    for i in range(n):
+        for j in range(n):
+            if i != j:
+                via = "m2" if (i + j) % 2 else "member"
+                into = "member" if via == "m2" else "m2"
+                tuples.append(tk(f"group:g{j}#{via}", into, f"group:g{i}"))
+                tuples.append(tk(f"folder:f{j}", "parent", f"folder:f{i}"))
+    last = n - 1
+    for user in ("user:in", "user:bl"):
+        tuples += [tk(user, "m2", f"group:g{last}"), tk(user, "viewer", f"folder:f{last}")]
+    tuples += [tk("user:bl", "blocked", "group:g2"), tk("user:bl", "blocked", "folder:f3")]
+    tuples.append(tk("user:in", "editor", "folder:f0"))
+    return tuples
+
+
+DENSE_EXPECTED = [
+    ("user:out", "member", "group:g0", False),
+    ("user:out", "m2", "group:g2", False),
+    ("user:out", "viewer", "folder:f0", False),
+    ("user:out", "editor", "folder:f0", False),
+    ("user:in", "member", "group:g0", True),
+    ("user:in", "viewer", "folder:f3", True),
+    ("user:in", "editor", "folder:f0", True),
+    ("user:bl", "member", "group:g2", False),
+    ("user:bl", "member", "group:g0", True),
+    ("user:bl", "viewer", "folder:f3", False),
+    ("user:bl", "viewer", "folder:f0", True),
+]
+
+
+@pytest.mark.parametrize("user,relation,obj,expected", DENSE_EXPECTED)
+def test_a_dense_cycle_under_exclusion_costs_the_graph_not_its_paths(
+    user: str, relation: str, obj: str, expected: bool
+) -> None:
+    """12 fully linked groups and folders (paths up to 24 long, within the depth limit): a walk
+    per path is 11! steps and only stopped at the deadline (4004); shared results make each
+    sub-question cost about one walk of the graph.
+    The answers are the `fga` binary's (tests/fga_api/test_differential.py compares a smaller
+    one with it)."""
+    n = 12
+    store, sid, mid = store_with(DENSE_EXCLUSION, dense_exclusion_tuples(n))
+    ts, source = store.typesystem(sid, mid), store.source(sid)
+    assert not ts.memo_safe  # cycles under set operators: the case shared results must handle
+    resolver = CheckResolver(ts, RequestReader(ts, source), deadline=120.0)
+    assert resolver.check(obj, relation, user) is expected
+    assert resolver.dispatch_count <= 4 * n * n * n

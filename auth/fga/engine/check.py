@@ -15,6 +15,10 @@ Semantics kept from OpenFGA:
   errors; exclusion: base not allowed, or subtract allowed, wins over errors;
 - where OpenFGA's concurrent operands race between "not allowed" and "cycle", the engine takes
   the cycle (see `_cycle_in`): it may then deny where OpenFGA allowed, never the other way;
+- results are shared within a request, as OpenFGA's check cache does, never a result a cycle
+  cut short as a definite "not allowed": where cycles meet intersection or exclusion, such a
+  result is reused only as CYCLE (the answer that grants least) and only while the key it cut
+  at is still on the path, so a dense cycle costs its graph, not its paths (see `resolve`);
 - tuples a model no longer allows are skipped; a condition that cannot be evaluated is an error,
   except on the userset and tuple-to-userset reads, which OpenFGA filters with its
   `ConditionsFilteredTupleKeyIterator`: there an unevaluable condition only skips its tuple
@@ -34,6 +38,7 @@ from auth.fga.engine.validation import split_object_relation, tuple_to_string
 from auth.fga.errors import FGAError, deadline_exceeded, resolution_too_complex
 
 DEFAULT_MAX_DEPTH = 25
+_NO_CUT = 1 << 30  # `CheckResolver._low` when no cycle was cut
 
 
 @dataclass(frozen=True)
@@ -62,9 +67,11 @@ def _merge(cycle: bool, cut: bool) -> Outcome:
 class CheckResolver:
     """Resolves checks for one request (one model, one reader, one request context).
 
-    Results are shared between branches of the request when the model makes that safe
-    (`TypeSystem.memo_safe`): a memoized answer is reused only with at least the depth
-    budget it was computed with, so the depth limit behaves as without sharing.
+    Results are shared between branches of the request: with no cycle under a set operator
+    (`TypeSystem.memo_safe`) every result no cycle cut short; otherwise every result no
+    cycle touched, and cut results as CYCLE while their cut key is on the path. A memoized
+    answer is reused only with at least the depth budget it was computed with, so the depth
+    limit behaves as without sharing. Errors are never shared.
     """
 
     def __init__(
@@ -83,14 +90,21 @@ class CheckResolver:
         self.reader = reader
         self.context = context or {}
         self.max_depth = max_depth
-        self._visited: set[tuple[str, str, str]] = set()
+        # the keys on the current path, each with its position on it
+        self._visited: dict[tuple[str, str, str], int] = {}
+        # the shallowest path position a cycle cut under the current frame went back to
+        self._low = _NO_CUT
+        # results cut short by a cycle, kept as CYCLE while the path position they went back
+        # to stays on the path (see `resolve`); only where the model has cycles and set
+        # operators (elsewhere `_memo` shares everything that is shareable)
+        self._provisional: dict[tuple[str, str, str], int] | None = None if ts.memo_safe else {}
+        self._provisional_at: dict[int, list[tuple[str, str, str]]] = {}
         self._targets: dict[str, str] = {}
         # the object#relation whose edges to itself are collected, not followed (see `recursive`)
         self._skip: tuple[str, str] | None = None
         self._collected: list[str] = []
-        self._memo: dict[tuple[str, str, str], tuple[Outcome, int]] | None = (
-            {} if ts.memo_safe else None
-        )
+        # None: nothing shared (each sub-question walked afresh, the reference answer in tests)
+        self._memo: dict[tuple[str, str, str], tuple[Outcome, int]] | None = {}
         self.dispatch_count = 0
 
     # entry points ----------------------------------------------------------------------------
@@ -109,15 +123,21 @@ class CheckResolver:
         if depth <= 0:
             raise resolution_too_complex()
         key = (object, relation, user)
-        if key in self._visited:
+        position = self._visited.get(key)
+        if position is not None:
+            self._low = min(self._low, position)
             if self_edge and self._recursive(object, relation, user):
                 return SELF_CUT
             return CYCLE
         memo = self._memo
-        if memo is not None:
-            hit = memo.get(key)
-            if hit is not None and depth >= hit[1]:
-                return hit[0]
+        hit = None if memo is None else memo.get(key)
+        if hit is not None and depth >= hit[1]:
+            return hit[0]
+        if self._provisional is not None and memo is not None:
+            cut_at = self._provisional.get(key)
+            if cut_at is not None:
+                self._low = min(self._low, cut_at)
+                return CYCLE
         user_object, user_relation = split_object_relation(user)
         # Check(document:1#viewer@document:1#viewer) is always allowed
         if user_relation == relation and user_object == object:
@@ -128,17 +148,45 @@ class CheckResolver:
             raise FGAError(2000, f"relation '{relation}' undefined for object '{object}'")
         if not self.ts.reaches(object_type, relation, self.target(user)):
             return DENIED  # no tuple could grant it: nothing is read or evaluated
-        if self.ts.has_weighted_graph and self._recursive(object, relation, user):
-            outcome = self.recursive(object, relation, user, rel.rewrite, depth)
-        else:
-            self._visited.add(key)
-            try:
-                outcome = self.rewrite(object, relation, user, rel.rewrite, depth)
-            finally:
-                self._visited.discard(key)
-        if memo is not None and not outcome.cut:
-            memo[key] = (outcome, depth)
+        position = len(self._visited)
+        outer_low, self._low = self._low, _NO_CUT
+        try:
+            if self.ts.has_weighted_graph and self._recursive(object, relation, user):
+                outcome = self.recursive(object, relation, user, rel.rewrite, depth)
+            else:
+                self._enter(key)
+                try:
+                    outcome = self.rewrite(object, relation, user, rel.rewrite, depth)
+                finally:
+                    self._leave(key)
+            low = self._low
+        finally:
+            self._low = min(outer_low, self._low)
+        if memo is None:
+            return outcome
+        if self.ts.memo_safe:
+            if not outcome.cut:
+                memo[key] = (outcome, depth)
+        elif low == _NO_CUT:
+            memo[key] = (outcome, depth)  # nothing on the path decided it: the same anywhere
+        elif low < position and not outcome.allowed and self._provisional is not None:
+            # Cut short by a cycle through an outer key: on another path it might be allowed,
+            # so it is never a definite false. Reused as CYCLE while that outer key is on
+            # the path: CYCLE is the answer that grants least (intersection and exclusion
+            # deny on it), so a reuse may deny where a fresh walk allows, never grant more.
+            self._provisional[key] = low
+            self._provisional_at.setdefault(low, []).append(key)
         return outcome
+
+    def _enter(self, key: tuple[str, str, str]) -> None:
+        self._visited[key] = len(self._visited)
+
+    def _leave(self, key: tuple[str, str, str]) -> None:
+        """Take `key` off the path, with the cut results that depended on its being there."""
+        position = self._visited.pop(key)
+        if self._provisional is not None:
+            for dropped in self._provisional_at.pop(position, ()):
+                self._provisional.pop(dropped, None)
 
     def target(self, user: str) -> str:
         """The kind of user a check looks for: `user`, `user:*` or `group#member`."""
@@ -398,11 +446,13 @@ class CheckResolver:
                 for node in frontier:
                     self.check_deadline()
                     key = (node, relation, user)
-                    if key in self._visited:
+                    position = self._visited.get(key)
+                    if position is not None:
                         cut = True  # an outer path is resolving it: nothing new here
+                        self._low = min(self._low, position)
                         continue
                     self._skip, self._collected = (node, relation), []
-                    self._visited.add(key)
+                    self._enter(key)
                     try:
                         out = self.rewrite(node, relation, user, rw, depth - level)
                     except FGAError as e:
@@ -410,7 +460,7 @@ class CheckResolver:
                         if level == 0 or not self._user_side_empty(object, relation, user):
                             error = e
                     finally:
-                        self._visited.discard(key)
+                        self._leave(key)
                     if out is not None:
                         if out.allowed:
                             return ALLOWED
