@@ -17,7 +17,9 @@ import csv
 import io
 import json
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -337,19 +339,28 @@ def _check_entry(
         }
         if entry.get("context") is not None:
             request["context"] = entry["context"]
-        r = Result("check", request, bool(expected))
-        try:
-            r.got = engine.check(
+        _record(
+            result,
+            Result("check", request, bool(expected)),
+            partial(
+                engine.check,
                 ts,
                 source,
                 str(entry.get("user")),
                 str(relation),
                 str(entry.get("object")),
                 context=entry.get("context"),
-            )
-        except FGAError as e:
-            r.error = str(e)
-        result.results.append(r)
+            ),
+        )
+
+
+def _record(result: TestResult, r: Result, ask: Callable[[], Any]) -> None:
+    """Ask the engine; its answer, or its error, goes into `r`, and `r` into the result."""
+    try:
+        r.got = ask()
+    except FGAError as e:
+        r.error = str(e)
+    result.results.append(r)
 
 
 def _list_objects(result: TestResult, test: dict[str, Any], ts: Any, source: Any) -> None:
@@ -358,19 +369,19 @@ def _list_objects(result: TestResult, test: dict[str, Any], ts: Any, source: Any
             request = {"user": entry.get("user"), "relation": relation, "type": entry.get("type")}
             if entry.get("context") is not None:
                 request["context"] = entry["context"]
-            r = Result("list_objects", request, list(expected or []))
-            try:
-                r.got = engine.list_objects(
+            _record(
+                result,
+                Result("list_objects", request, list(expected or [])),
+                partial(
+                    engine.list_objects,
                     ts,
                     source,
                     str(entry.get("user")),
                     str(relation),
                     str(entry.get("type")),
                     context=entry.get("context"),
-                )
-            except FGAError as e:
-                r.error = str(e)
-            result.results.append(r)
+                ),
+            )
 
 
 def _list_users(result: TestResult, test: dict[str, Any], ts: Any, source: Any) -> None:
